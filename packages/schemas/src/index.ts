@@ -1,0 +1,13 @@
+export {
+  ManifestArchitecture,
+  ManifestClasses,
+  ManifestDefaults,
+  ManifestError,
+  ManifestOnnx,
+  ManifestScheduler,
+  ManifestSource,
+  ManifestStage,
+  ModelManifest,
+  parseModelManifest,
+} from './model-manifest.ts';
+export { formatIssuePath, formatIssues } from './issues.ts';
