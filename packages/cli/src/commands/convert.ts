@@ -1,0 +1,138 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CliError, UsageError } from '../errors.ts';
+import { describeTried, findPython, installHint, pythonEnv, runPython } from '../python.ts';
+
+// `pixelflow convert` is a thin wrapper: the conversion itself (load the
+// PyTorch checkpoint, export ONNX, write pixelflow.json) is Python, in
+// pytorch/pixelflow/convert.py. This side checks the command line, finds a
+// Python that can run it, and hands over.
+
+export const CONVERT_SUMMARY = 'Convert a PixelFlow checkpoint into a model folder the service loads';
+
+export const CONVERT_USAGE = `Usage: pixelflow convert <checkpoint-dir> <out-dir> [options]
+
+${CONVERT_SUMMARY}.
+<checkpoint-dir> holds config.yaml and model.pt (a PyTorch state dict);
+<out-dir> receives model.onnx and pixelflow.json.
+
+Options:
+  --dtype fp32|fp16    precision of the weights in the ONNX file (default fp32);
+                       inputs and outputs stay float32 either way
+  --name NAME          model name recorded in pixelflow.json
+  --class-names FILE   class names, one per line, in label order
+  --force              overwrite <out-dir> if it already exists
+  -h, --help           show this help
+
+Environment:
+  PIXELFLOW_PYTHON     the Python to run the converter with; it needs
+                       torch>=1.13, onnx, pyyaml and numpy. Otherwise python3
+                       on PATH, then /usr/bin/python3, is used.
+`;
+
+const DTYPES = ['fp32', 'fp16'] as const;
+export type WeightDtype = (typeof DTYPES)[number];
+
+export interface ConvertOptions {
+  checkpointDir: string;
+  outDir: string;
+  dtype: WeightDtype;
+  name?: string;
+  classNames?: string;
+  force: boolean;
+}
+
+function isDtype(value: string): value is WeightDtype {
+  return (DTYPES as readonly string[]).includes(value);
+}
+
+/** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
+function usageErrorFrom(error: unknown): UsageError {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' ]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
+    return new UsageError(`convert: unknown option ${option} (see pixelflow convert --help)`);
+  }
+  return new UsageError(`convert: ${message.split('\n')[0] ?? message}`);
+}
+
+/** Parses `convert`'s arguments; `'help'` when help was asked for. Throws UsageError. */
+export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        dtype: { type: 'string', default: 'fp32' },
+        name: { type: 'string' },
+        'class-names': { type: 'string' },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    // Asking for help must work even next to a mistake.
+    if (args.includes('--help') || args.includes('-h')) return 'help';
+    throw usageErrorFrom(error);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+
+  const [checkpointDir, outDir, ...extra] = positionals;
+  if (checkpointDir === undefined || outDir === undefined) {
+    throw new UsageError('convert: missing <checkpoint-dir> and <out-dir> (see pixelflow convert --help)');
+  }
+  if (extra.length > 0) throw new UsageError(`convert: unexpected argument '${extra[0]}'`);
+  if (!isDtype(values.dtype)) {
+    throw new UsageError(`convert: --dtype must be fp32 or fp16, not '${values.dtype}'`);
+  }
+  if (values.name !== undefined && values.name.trim() === '') throw new UsageError('convert: --name must not be empty');
+
+  return {
+    checkpointDir,
+    outDir,
+    dtype: values.dtype,
+    force: values.force,
+    ...(values.name !== undefined && { name: values.name }),
+    ...(values['class-names'] !== undefined && { classNames: values['class-names'] }),
+  };
+}
+
+/** Arguments for `python -m pixelflow.convert`. */
+export function converterArgs(options: ConvertOptions): string[] {
+  // Absolute paths: a relative path starting with "-" would read as an option,
+  // and the converter's messages then name exactly which folder it means.
+  const args = ['-m', 'pixelflow.convert', resolve(options.checkpointDir), resolve(options.outDir)];
+  args.push('--dtype', options.dtype);
+  if (options.name !== undefined) args.push('--name', options.name);
+  if (options.classNames !== undefined) args.push('--class-names', resolve(options.classNames));
+  if (options.force) args.push('--force');
+  return args;
+}
+
+export async function convertCommand(args: readonly string[]): Promise<number> {
+  const options = parseConvertArgs(args);
+  if (options === 'help') {
+    process.stdout.write(CONVERT_USAGE);
+    return 0;
+  }
+
+  const { python, tried } = await findPython();
+  if (!python) {
+    throw new CliError(`no Python with PyTorch and onnx found (tried: ${describeTried(tried)}). ${installHint()}`, 2);
+  }
+  const explicit = tried.find((probe) => probe.candidate.explicit);
+  if (explicit && !explicit.ok) {
+    // The user asked for a specific Python; say so when we could not honour it.
+    process.stderr.write(
+      `pixelflow: warning: ${explicit.candidate.label} is not usable (${explicit.problem}); using ${python.executable}\n`,
+    );
+  }
+  try {
+    return await runPython(python.executable, converterArgs(options), { env: pythonEnv() });
+  } catch (error) {
+    throw new CliError(`could not run ${python.executable}: ${(error as Error).message}`);
+  }
+}

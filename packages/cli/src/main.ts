@@ -1,0 +1,66 @@
+#!/usr/bin/env tsx
+import { CONVERT_SUMMARY, CONVERT_USAGE, convertCommand } from './commands/convert.ts';
+import { CliError, UsageError } from './errors.ts';
+
+// Entry point of the `pixelflow` command: picks the subcommand and turns
+// errors into one line on stderr plus an exit status (2 for bad input).
+
+interface Command {
+  summary: string;
+  usage: string;
+  /** Resolves with the exit status. */
+  run(args: readonly string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: convertCommand },
+};
+
+const USAGE = `Usage: pixelflow <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, command]) => `  ${name.padEnd(10)} ${command.summary}`)
+  .join('\n')}
+
+Run 'pixelflow <command> --help' for a command's options.
+`;
+
+function lookup(name: string): Command {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; see pixelflow --help)`);
+  }
+  return command;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  if (name === '--help' || name === '-h') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (name === 'help') {
+    process.stdout.write(rest[0] === undefined ? USAGE : lookup(rest[0]).usage);
+    return 0;
+  }
+  if (name.startsWith('-')) throw new UsageError(`unknown option ${name} (see pixelflow --help)`);
+  return lookup(name).run(rest);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof CliError) {
+    process.stderr.write(`pixelflow: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  } else {
+    // A bug, not bad input: keep the stack for the report.
+    process.stderr.write(`pixelflow: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}
