@@ -1,0 +1,219 @@
+"""The PixelFlow class-to-image transformer (PIXELFLOW.md section 2), with the official state-dict names.
+
+Written for export as much as for eager use: every shape-dependent quantity (RoPE angles, the
+stage-size embedding, unpatchify) is computed from the input's height and width, so one traced ONNX
+graph serves every cascade stage. LayerNorm, RMSNorm and GELU are spelled out with elementary ops
+because torch 1.13 writes an invalid LayerNorm node at opset 17 (shared/research/feasibility-mnist.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+EMBED_CHANNELS = 256
+NORM_EPS = 1e-6
+
+
+def sinusoidal_embedding(values: torch.Tensor, channels: int = EMBED_CHANNELS) -> torch.Tensor:
+    """[cos(v f), sin(v f)] with f_i = exp(-ln(10000) i / (half - 1)); values (B,) -> (B, channels)."""
+    half = channels // 2
+    exponent = torch.arange(half, dtype=torch.float32, device=values.device) * (-math.log(10000.0) / (half - 1))
+    angles = values.float()[:, None] * torch.exp(exponent)[None, :]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last axis without affine parameters."""
+    mean = x.mean(dim=-1, keepdim=True)
+    centred = x - mean
+    variance = (centred * centred).mean(dim=-1, keepdim=True)
+    return centred / torch.sqrt(variance + NORM_EPS)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def unpatchify(tokens: torch.Tensor, batch, rows, cols, patch: int, channels: int) -> torch.Tensor:
+    """(B, rows*cols, p*p*C) -> (B, C, rows*p, cols*p): token r*cols + c, entry (pi, pj, ch) lands at
+    pixel (ch, r*p + pi, c*p + pj)."""
+    out = tokens.reshape(batch, rows, cols, patch, patch, channels).permute(0, 5, 1, 3, 2, 4)
+    return out.reshape(batch, channels, rows * patch, cols * patch)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim, device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + NORM_EPS) * self.weight
+
+
+class EmbeddingMLP(nn.Module):
+    """Linear(256, D), SiLU, Linear(D, D): used for the timestep and for the stage size."""
+
+    def __init__(self, dim: int, device=None):
+        super().__init__()
+        self.linear_1 = nn.Linear(EMBED_CHANNELS, dim, device=device)
+        self.act = nn.SiLU()
+        self.linear_2 = nn.Linear(dim, dim, device=device)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(embedding)))
+
+
+class ClassEmbedder(nn.Module):
+    def __init__(self, num_classes: int, dim: int, device=None):
+        super().__init__()
+        # One extra row: the null label used for classifier-free guidance.
+        self.embedding_table = nn.Embedding(num_classes + 1, dim, device=device)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.embedding_table(labels)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, channels: int, dim: int, patch: int, device=None):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, D, H/p, W/p) -> (B, N, D), tokens row-major over the grid.
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def rope_angles(rows: torch.Tensor, cols: torch.Tensor, head_dim: int, device=None) -> torch.Tensor:
+    """(N, head_dim) rotation angles for a rows x cols token grid.
+
+    The first head_dim/2 channels rotate by the column index and the last head_dim/2 by the row
+    index; within each half, channels (2k, 2k+1) share frequency 1 / 10000^(2k / (head_dim/2)).
+    `rows` and `cols` are 0-dim tensors so that tracing keeps them tied to the input's shape.
+    """
+    axis_dim = head_dim // 2
+    k = torch.arange(axis_dim // 2, dtype=torch.float32, device=device)
+    freqs = torch.pow(10000.0, -2.0 * k / axis_dim).repeat_interleave(2)  # (axis_dim,)
+    row_pos = torch.arange(rows, device=device).float()
+    col_pos = torch.arange(cols, device=device).float()
+    # Token n = r * cols + c.
+    row_of_token = row_pos[:, None].expand(-1, cols).reshape(-1)
+    col_of_token = col_pos[None, :].expand(rows, -1).reshape(-1)
+    return torch.cat([col_of_token[:, None] * freqs[None, :], row_of_token[:, None] * freqs[None, :]], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin); x is (B, heads, N, d)."""
+    pairs = x.reshape(x.shape[0], x.shape[1], x.shape[2], -1, 2)
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack([-x1, x0], dim=-1).reshape(x.shape)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, heads: int, head_dim: int, device=None):
+        super().__init__()
+        dim = heads * head_dim
+        self.heads = heads
+        self.head_dim = head_dim
+        self.q_proj = nn.Linear(dim, dim, device=device)
+        self.k_proj = nn.Linear(dim, dim, device=device)
+        self.v_proj = nn.Linear(dim, dim, device=device)
+        self.o_proj = nn.Linear(dim, dim, device=device)
+        self.q_norm = RMSNorm(dim, device=device)
+        self.k_norm = RMSNorm(dim, device=device)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        q = apply_rope(self._split_heads(self.q_norm(self.q_proj(x))), cos, sin)
+        k = apply_rope(self._split_heads(self.k_norm(self.k_proj(x))), cos, sin)
+        v = self._split_heads(self.v_proj(x))
+        # Plain softmax attention: runs on torch 1.13 and exports to any opset >= 17.
+        weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim), dim=-1)
+        out = torch.matmul(weights, v).transpose(1, 2)
+        return self.o_proj(out.reshape(out.shape[0], out.shape[1], -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, device=None):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, 4 * dim, device=device)
+        self.fc2 = nn.Linear(4 * dim, dim, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(gelu_tanh(self.fc1(x)))
+
+
+class AdaLNModulation(nn.Module):
+    def __init__(self, dim: int, chunks: int, device=None):
+        super().__init__()
+        self.chunks = chunks
+        self.act = nn.SiLU()
+        self.linear = nn.Linear(dim, chunks * dim, device=device)
+
+    def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.linear(self.act(c)).unsqueeze(1).chunk(self.chunks, dim=-1)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, heads: int, head_dim: int, device=None):
+        super().__init__()
+        dim = heads * head_dim
+        self.norm1 = AdaLNModulation(dim, 6, device=device)
+        self.attn1 = Attention(heads, head_dim, device=device)
+        self.norm3 = RMSNorm(dim, device=device)
+        self.mlp = MLP(dim, device=device)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.norm1(c)
+        h = h + gate1 * self.attn1(layer_norm(h) * (1 + scale1) + shift1, cos, sin)
+        return h + gate2 * self.mlp(self.norm3(h) * (1 + scale2) + shift2)
+
+
+class PixelFlowNet(nn.Module):
+    """velocity = net(x (B,C,H,W), timestep (B,) in [0, 1000), class_labels (B,) int64)."""
+
+    def __init__(self, config: ModelConfig, device=None):
+        super().__init__()
+        self.config = config
+        dim = config.hidden_size
+        p = config.patch_size
+        self.patch_embed = PatchEmbed(config.in_channels, dim, p, device=device)
+        self.timestep_embedder = EmbeddingMLP(dim, device=device)
+        self.latent_size_embedder = EmbeddingMLP(dim, device=device)
+        self.class_embedder = ClassEmbedder(config.num_classes, dim, device=device)
+        self.transformer_blocks = nn.ModuleList(
+            TransformerBlock(config.num_attention_heads, config.attention_head_dim, device=device)
+            for _ in range(config.depth))
+        self.proj_out_1 = nn.Linear(dim, 2 * dim, device=device)
+        self.proj_out_2 = nn.Linear(dim, p * p * config.out_channels, device=device)
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        batch, height, width = x.shape[0], x.shape[2], x.shape[3]
+        rows, cols = height // p, width // p
+        # The stage is told by its grid width g = W / p, embedded like a timestep.
+        stage_size = torch.zeros(1, dtype=torch.float32, device=x.device) + cols
+        c = (self.timestep_embedder(sinusoidal_embedding(timestep))
+             + self.class_embedder(class_labels)
+             + self.latent_size_embedder(sinusoidal_embedding(stage_size)))
+
+        angles = rope_angles(rows, cols, self.config.attention_head_dim, device=x.device)
+        cos, sin = torch.cos(angles), torch.sin(angles)
+
+        h = self.patch_embed(x)
+        for block in self.transformer_blocks:
+            h = block(h, c, cos, sin)
+
+        shift, scale = self.proj_out_1(torch.nn.functional.silu(c)).unsqueeze(1).chunk(2, dim=-1)
+        out = self.proj_out_2(layer_norm(h) * (1 + scale) + shift)
+        return unpatchify(out, batch, rows, cols, p, self.config.out_channels)
+
+    def num_parameters(self) -> int:
+        return sum(t.numel() for t in self.state_dict().values())
