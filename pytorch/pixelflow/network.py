@@ -198,7 +198,8 @@ class PixelFlowNet(nn.Module):
         p = self.config.patch_size
         batch, height, width = x.shape[0], x.shape[2], x.shape[3]
         rows, cols = height // p, width // p
-        # The stage is told by its grid width g = W / p, embedded like a timestep.
+        # The stage is told by its grid width g = W / p, embedded like a timestep. Built by tensor
+        # arithmetic so that the traced graph reads it from the input's width instead of a constant.
         stage_size = torch.zeros(1, dtype=torch.float32, device=x.device) + cols
         c = (self.timestep_embedder(sinusoidal_embedding(timestep))
              + self.class_embedder(class_labels)
