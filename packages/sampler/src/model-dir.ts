@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseModelManifest, type ModelManifest } from '@pixelflow/schemas';
+import { scheduleFor } from './scheduler.ts';
 
 // A model folder is what `pixelflow convert` produces: pixelflow.json next to
 // the ONNX file (and its external weights for models over 2 GB). Loading it
@@ -70,6 +71,13 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
     manifest = parseModelManifest(json, manifestPath);
   } catch (error) {
     throw new ModelDirError((error as Error).message, { cause: error });
+  }
+
+  try {
+    scheduleFor(manifest);
+  } catch (error) {
+    // A schedule we cannot reproduce would sample with numbers nobody can account for.
+    throw new ModelDirError(`${manifestPath}: ${(error as Error).message}`, { cause: error });
   }
 
   const modelPath = join(absDir, manifest.model_file);

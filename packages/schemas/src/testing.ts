@@ -6,7 +6,8 @@ import type { ModelManifest } from './model-manifest.ts';
 
 /**
  * A manifest shaped like the released XL model's schedule (PIXELFLOW.md §3) on a
- * toy-sized network: four stages 32..256, 1000 train timesteps, gamma -1/3.
+ * toy-sized network: four stages 32..256, 1000 train timesteps, gamma -1/3. The
+ * stage constants are the exact values (the sampler recomputes and compares them).
  * Returns a fresh object each call.
  */
 export function exampleManifest(): ModelManifest {
@@ -41,20 +42,20 @@ export function exampleManifest(): ModelManifest {
       {
         index: 1,
         resolution: 64,
-        start_t: 0.142857,
+        start_t: 1 / 7,
         end_t: 0.5,
         timestep_first: 175,
         timestep_last: 425.749,
-        renoise: { alpha: 0.571429, beta: 0.742307 },
+        renoise: { alpha: 4 / 7, beta: ((4 / 7) * 0.75) / Math.sqrt(1 / 3) },
       },
       {
         index: 2,
         resolution: 128,
-        start_t: 0.333333,
+        start_t: 1 / 3,
         end_t: 0.75,
         timestep_first: 426,
         timestep_last: 718.707,
-        renoise: { alpha: 0.666667, beta: 0.57735 },
+        renoise: { alpha: 2 / 3, beta: ((2 / 3) * 0.5) / Math.sqrt(1 / 3) },
       },
       {
         index: 3,
@@ -63,7 +64,7 @@ export function exampleManifest(): ModelManifest {
         end_t: 1,
         timestep_first: 719,
         timestep_last: 999,
-        renoise: { alpha: 0.8, beta: 0.34641 },
+        renoise: { alpha: 0.8, beta: (0.8 * 0.25) / Math.sqrt(1 / 3) },
       },
     ],
     classes: { names: ['cat', 'dog', 'daisy'], null_label: 3 },
