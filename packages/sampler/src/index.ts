@@ -36,3 +36,11 @@ export {
   type StageEnd,
   type StepProgress,
 } from './sample.ts';
+export {
+  OnnxModel,
+  OnnxModelError,
+  type GraphOptimizationLevel,
+  type OnnxModelOptions,
+  type OnnxModelStats,
+  type OnnxProvider,
+} from './onnx-model.ts';

@@ -1,0 +1,238 @@
+// @ts-check
+// The worker thread that owns one onnxruntime-node InferenceSession for OnnxModel (onnx-model.ts).
+//
+// onnxruntime-node's session creation and `run` are synchronous native calls (a `setImmediate`
+// around them is all the asynchrony there is), so whichever thread calls them stops for the whole
+// forward pass. Running them here keeps the caller's event loop free for HTTP, SSE and timers.
+//
+// Plain JavaScript on purpose: worker threads start with Node's own loader, not vitest's or tsx's
+// TypeScript one. The message types below mirror those in onnx-model.ts; keep them in sync.
+//
+// Protocol. The session is created from `workerData` as soon as the thread starts, then:
+//   worker -> parent  {type:'ready', ...} or {type:'load-error', message}
+//   parent -> worker  {type:'run', id, shape, x, timestep, classLabels}   (buffers transferred)
+//   worker -> parent  {type:'result', id, velocity, dims, runMs}          (velocity transferred)
+//                  or {type:'run-error', id, message}
+//   parent -> worker  {type:'dispose'}: drop queued runs, release the session after the current
+//                     run, answer {type:'disposed', releaseError?}, and let the thread end.
+// Runs execute strictly one after another, in the order they arrived. The parent never terminates
+// this thread while a run may be in progress: onnxruntime-node 1.30 aborts the whole process when
+// a thread is terminated inside `session.run`.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+
+/**
+ * @typedef {'cpu' | 'cuda'} Provider
+ * @typedef {'disabled' | 'basic' | 'extended' | 'all'} GraphOptimizationLevel
+ *
+ * @typedef {object} SessionWorkerData
+ * @property {string} modelPath absolute path of the .onnx file (external weights are found beside it)
+ * @property {{ x: string, timestep: string, classLabels: string, velocity: string }} names
+ *   the manifest's input and output names
+ * @property {Provider} provider
+ * @property {number} deviceId
+ * @property {boolean} fallbackToCpu
+ * @property {number} intraOpNumThreads 0 = onnxruntime's default
+ * @property {number} interOpNumThreads 0 = onnxruntime's default
+ * @property {GraphOptimizationLevel} graphOptimizationLevel
+ *
+ * @typedef {object} RunRequest
+ * @property {'run'} type
+ * @property {number} id
+ * @property {[number, number, number, number]} shape
+ * @property {ArrayBuffer} x float32 values of x, exactly shape's product of them
+ * @property {ArrayBuffer} timestep float32 [B]
+ * @property {ArrayBuffer} classLabels int64 [B]
+ *
+ * @typedef {{ type: 'dispose' }} DisposeRequest
+ * @typedef {RunRequest | DisposeRequest} ParentMessage
+ *
+ * @typedef {object} ReadyMessage
+ * @property {'ready'} type
+ * @property {Provider} provider the provider actually in use
+ * @property {string | null} fallbackReason why CUDA was not used, when it fell back to the CPU
+ * @property {readonly string[]} inputNames
+ * @property {readonly string[]} outputNames
+ * @property {readonly import('onnxruntime-node').InferenceSession.ValueMetadata[]} inputMetadata
+ * @property {readonly import('onnxruntime-node').InferenceSession.ValueMetadata[]} outputMetadata
+ */
+
+if (!parentPort) throw new Error('onnx-session-worker.mjs must be started as a worker thread');
+const port = parentPort;
+const config = /** @type {SessionWorkerData} */ (workerData);
+
+/** Sends a message, transferring `transfer`; one line per error message. */
+function post(/** @type {object} */ message, /** @type {ArrayBuffer[]} */ transfer = []) {
+  port.postMessage(message, transfer);
+}
+
+/** One line: onnxruntime's messages sometimes carry newlines and trailing whitespace. */
+function oneLine(/** @type {unknown} */ error) {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s+/g, ' ').trim();
+}
+
+const HOW_TO_INSTALL_CUDA =
+  'install it in node_modules/onnxruntime-node with `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` ' +
+  '(needs network access; see deploy/README.md), or use the cpu provider';
+
+/**
+ * Where onnxruntime-node keeps its native libraries, and the file names of the CUDA provider there;
+ * null when this platform or package layout is not one we know (then we simply let onnxruntime try).
+ * @returns {{ dir: string, cudaLibraries: string[] } | null}
+ */
+function nativeLibraries() {
+  const cudaLibraries = {
+    linux: ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'],
+    win32: ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll'],
+  }[/** @type {string} */ (process.platform)];
+  if (!cudaLibraries) return null;
+  const packageMain = createRequire(import.meta.url).resolve('onnxruntime-node');
+  const dir = join(dirname(packageMain), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return existsSync(join(dir, 'onnxruntime_binding.node')) ? { dir, cudaLibraries } : null;
+}
+
+/**
+ * Why the CUDA provider certainly cannot load, found without asking onnxruntime: its libraries are
+ * missing from the package (onnxruntime 1.30 would throw "OrtSessionOptionsAppendExecutionProvider_Cuda:
+ * Failed to load shared library", after logging three multi-line errors to stderr, which we want
+ * to spare an operator, above all when falling back quietly).
+ * @returns {string | null}
+ */
+function cudaProviderMissing() {
+  const native = nativeLibraries();
+  const missing = native?.cudaLibraries.filter((file) => !existsSync(join(native.dir, file))) ?? [];
+  if (!native || missing.length === 0) return null;
+  return (
+    `onnxruntime-node's CUDA execution provider is not installed (${missing.join(' and ')} missing from ` +
+    `${native.dir}; the package's install script downloads them, and pnpm skips it unless allowed): ${HOW_TO_INSTALL_CUDA}`
+  );
+}
+
+/**
+ * @param {'cpu' | 'cuda'} provider
+ * @returns {import('onnxruntime-node').InferenceSession.SessionOptions}
+ */
+function sessionOptions(provider) {
+  /** @type {import('onnxruntime-node').InferenceSession.SessionOptions} */
+  const options = {
+    executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: config.deviceId }] : ['cpu'],
+    graphOptimizationLevel: config.graphOptimizationLevel,
+    // ORT's pool threads spin after each run by default; between our runs the caller's own thread
+    // needs those cores (guidance, solver updates, the next request's I/O).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+  if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
+  if (config.interOpNumThreads > 0) options.interOpNumThreads = config.interOpNumThreads;
+  return options;
+}
+
+/**
+ * Creates the one session of this worker. A CUDA attempt that fails creates no session, so the
+ * CPU fallback is still the only session this worker ever holds (recreating sessions leaks
+ * memory: microsoft/onnxruntime#25325).
+ * @returns {Promise<{ session: import('onnxruntime-node').InferenceSession, provider: Provider, fallbackReason: string | null }>}
+ */
+async function createSession() {
+  if (config.provider === 'cuda') {
+    let reason = cudaProviderMissing();
+    if (reason === null) {
+      try {
+        const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cuda'));
+        return { session, provider: 'cuda', fallbackReason: null };
+      } catch (error) {
+        reason =
+          `onnxruntime could not start the CUDA execution provider on device ${config.deviceId}: ${oneLine(error)} ` +
+          `(check the GPU, and that the CUDA and cuDNN libraries it links against are installed: ` +
+          `ldd libonnxruntime_providers_cuda.so, see deploy/README.md)`;
+      }
+    }
+    if (!config.fallbackToCpu) throw new Error(`provider 'cuda' unavailable: ${reason}`);
+    const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu'));
+    return { session, provider: 'cpu', fallbackReason: reason };
+  }
+  const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu'));
+  return { session, provider: 'cpu', fallbackReason: null };
+}
+
+/** @type {import('onnxruntime-node').InferenceSession | null} */
+let session = null;
+try {
+  const created = await createSession();
+  session = created.session;
+  /** @type {ReadyMessage} */
+  const ready = {
+    type: 'ready',
+    provider: created.provider,
+    fallbackReason: created.fallbackReason,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+  };
+  post(ready);
+} catch (error) {
+  // No session exists to release; closing the port lets the thread end.
+  post({ type: 'load-error', message: oneLine(error) });
+  port.close();
+}
+
+/**
+ * @param {import('onnxruntime-node').InferenceSession} session
+ * @param {RunRequest} request
+ */
+async function run(session, request) {
+  const { id, shape } = request;
+  const { names } = config;
+  const batch = shape[0];
+  try {
+    const feeds = {
+      [names.x]: new ort.Tensor('float32', new Float32Array(request.x), shape),
+      [names.timestep]: new ort.Tensor('float32', new Float32Array(request.timestep), [batch]),
+      [names.classLabels]: new ort.Tensor('int64', new BigInt64Array(request.classLabels), [batch]),
+    };
+    const start = performance.now();
+    const outputs = await session.run(feeds, [names.velocity]);
+    const runMs = performance.now() - start;
+    const velocity = outputs[names.velocity];
+    if (!velocity || !('type' in velocity) || velocity.type !== 'float32') {
+      throw new Error(`output '${names.velocity}' is ${velocity && 'type' in velocity ? velocity.type : 'missing'}, not float32`);
+    }
+    const data = /** @type {Float32Array} */ (velocity.data);
+    // The binding gives each output its own ArrayBuffer; copy only if that ever changes.
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+    const buffer = /** @type {ArrayBuffer} */ (owned.buffer);
+    post({ type: 'result', id, velocity: buffer, dims: [...velocity.dims], runMs }, [buffer]);
+  } catch (error) {
+    post({ type: 'run-error', id, message: oneLine(error) });
+  }
+}
+
+if (session) {
+  const live = session;
+  let closing = false;
+  /** Runs chain on this promise so they never overlap, and dispose waits for the current one. */
+  let queue = Promise.resolve();
+
+  port.on('message', (/** @type {ParentMessage} */ message) => {
+    if (message.type === 'run') {
+      queue = queue.then(() => (closing ? undefined : run(live, message)));
+    } else if (message.type === 'dispose' && !closing) {
+      closing = true;
+      queue = queue.then(async () => {
+        try {
+          await live.release();
+          post({ type: 'disposed' });
+        } catch (error) {
+          post({ type: 'disposed', releaseError: oneLine(error) });
+        }
+        port.close();
+      });
+    }
+  });
+}
