@@ -137,13 +137,13 @@ export function scheduleFor(manifest: ModelManifest): Stage[] {
     for (const [field, computed, value] of pairs) {
       if (value === undefined || !close(computed, value)) {
         throw new ScheduleMismatchError(
-          `pixelflow.json stages[${k}].${field} is ${value}, but the scheduler computes ${computed}`,
+          `stages[${k}].${field} is ${value}, but the scheduler computes ${computed}`,
         );
       }
     }
     if (!close(weights[k] as number, scheduler.cfg_stage_weights[k] ?? Number.NaN)) {
       throw new ScheduleMismatchError(
-        `pixelflow.json scheduler.cfg_stage_weights[${k}] is ${scheduler.cfg_stage_weights[k]}, expected ${weights[k]}`,
+        `scheduler.cfg_stage_weights[${k}] is ${scheduler.cfg_stage_weights[k]}, expected ${weights[k]}`,
       );
     }
   });

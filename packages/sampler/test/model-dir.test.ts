@@ -35,6 +35,13 @@ async function failure(dir: string): Promise<string> {
 }
 
 describe('loadModelDir', () => {
+  it('refuses a pixelflow.json whose schedule the sampler cannot reproduce', async () => {
+    const manifest = exampleManifest();
+    manifest.stages[1]!.renoise = { alpha: 0.6, beta: 0.7 };
+    const message = await failure(await writeModelDir(manifest));
+    expect(message).toMatch(/pixelflow\.json: stages\[1\]\.renoise\.alpha is 0\.6, but the scheduler computes 0\.571428/);
+  });
+
   it('loads a valid folder', async () => {
     const dir = await writeModelDir();
     const model = await loadModelDir(dir);
