@@ -11,3 +11,14 @@ export {
   parseModelManifest,
 } from './model-manifest.ts';
 export { formatIssuePath, formatIssues } from './issues.ts';
+export {
+  GenerationError,
+  GenerationRequest,
+  ImageParameters,
+  imageParameters,
+  imageSeed,
+  MAX_SEED,
+  parseGenerationRequest,
+  resolveGeneration,
+  ResolvedGeneration,
+} from './generation.ts';
