@@ -22,7 +22,7 @@ export {
   STAGE_GRID_END,
   type Stage,
 } from './scheduler.ts';
-export { blockNoiseFromNormals, fillStandardNormal, imageSeed, philox4x32 } from './noise.ts';
+export { blockNoiseFromNormals, fillStandardNormal, philox4x32 } from './noise.ts';
 export { checkNoise, drawNoise, drawRequestNoise, noiseShapes, NoiseShapeError, type NoiseSet } from './noise-set.ts';
 export { toRgbBytes, upsampleNearest2x } from './image-ops.ts';
 export { guidedVelocity, type GuidanceInput } from './guidance.ts';
@@ -44,3 +44,4 @@ export {
   type OnnxModelStats,
   type OnnxProvider,
 } from './onnx-model.ts';
+export { encodePng, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';

@@ -1,5 +1,5 @@
-import type { ModelManifest } from '@pixelflow/schemas';
-import { blockNoiseFromNormals, fillStandardNormal, imageSeed } from './noise.ts';
+import { imageSeed, type ModelManifest } from '@pixelflow/schemas';
+import { blockNoiseFromNormals, fillStandardNormal } from './noise.ts';
 import type { Shape4 } from './model.ts';
 
 /** Every random tensor of one run: what a caller can supply, and what the sampler reports it used. */

@@ -128,8 +128,3 @@ export function blockNoiseFromNormals(
   }
   return out;
 }
-
-/** The seed of image `index` of a request with seed `seed`. */
-export function imageSeed(seed: number, index: number): number {
-  return (seed + index) >>> 0;
-}

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { exampleManifest } from '@pixelflow/schemas/testing';
-import { blockNoiseFromNormals, fillStandardNormal, imageSeed, philox4x32 } from '../src/noise.ts';
+import { imageSeed } from '@pixelflow/schemas';
+import { blockNoiseFromNormals, fillStandardNormal, philox4x32 } from '../src/noise.ts';
 import { checkNoise, drawNoise, drawRequestNoise, NoiseShapeError } from '../src/noise-set.ts';
 
 const hex = (words: Uint32Array) => [...words].map((v) => v.toString(16).padStart(8, '0')).join(' ');
