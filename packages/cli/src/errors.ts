@@ -1,11 +1,16 @@
-/** An error the CLI reports as one line `pixelflow: <message>` and exits with `exitCode`. */
+/**
+ * An error the CLI reports as one line and exits with `exitCode`: `pixelflow: <message>`, or
+ * `pixelflow <command>: <message>` when it names the subcommand it comes from.
+ */
 export class CliError extends Error {
   override name = 'CliError';
   readonly exitCode: number;
+  readonly command: string | undefined;
 
-  constructor(message: string, exitCode = 1) {
-    super(message);
+  constructor(message: string, exitCode = 1, options: { command?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.exitCode = exitCode;
+    this.command = options.command;
   }
 }
 
@@ -13,7 +18,7 @@ export class CliError extends Error {
 export class UsageError extends CliError {
   override name = 'UsageError';
 
-  constructor(message: string) {
-    super(message, 2);
+  constructor(message: string, options: { command?: string; cause?: unknown } = {}) {
+    super(message, 2, options);
   }
 }

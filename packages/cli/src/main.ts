@@ -1,5 +1,6 @@
 #!/usr/bin/env tsx
 import { CONVERT_SUMMARY, CONVERT_USAGE, convertCommand } from './commands/convert.ts';
+import { GENERATE_SUMMARY, GENERATE_USAGE, generateCommand } from './commands/generate.ts';
 import { CliError, UsageError } from './errors.ts';
 
 // Entry point of the `pixelflow` command: picks the subcommand and turns
@@ -14,6 +15,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: convertCommand },
+  generate: { summary: GENERATE_SUMMARY, usage: GENERATE_USAGE, run: generateCommand },
 };
 
 const USAGE = `Usage: pixelflow <command> [options]
@@ -56,7 +58,7 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   if (error instanceof CliError) {
-    process.stderr.write(`pixelflow: ${error.message}\n`);
+    process.stderr.write(`pixelflow${error.command === undefined ? '' : ` ${error.command}`}: ${error.message}\n`);
     process.exitCode = error.exitCode;
   } else {
     // A bug, not bad input: keep the stack for the report.

@@ -1,0 +1,190 @@
+import type { StepProgress } from '@pixelflow/sampler';
+
+// Progress of one generation on stderr. On a terminal: one line redrawn in
+// place (a bar over all steps of all stages, the stage and its resolution,
+// elapsed time and an estimate of the rest). Anywhere else (CI logs, pipes):
+// a plain line when each stage ends, so logs stay readable and short.
+
+/** Where progress goes: process.stderr, or a fake in tests. */
+export interface ProgressStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export interface ProgressPlan {
+  /** Side of each stage's state, in pixels. */
+  resolutions: readonly number[];
+  /** Images per model call relative to the batch at each stage: 2 where CFG runs the null half too, else 1. */
+  batchFactors: readonly number[];
+  /** Steps per stage; null under Dopri5, whose step count is not known in advance. */
+  steps: readonly number[] | null;
+}
+
+export interface ProgressOptions {
+  /** Milliseconds; injectable for tests. */
+  now?: () => number;
+  /** Least time between two redraws of the terminal line. */
+  redrawIntervalMs?: number;
+}
+
+const BAR_WIDTH = 20;
+const DEFAULT_REDRAW_MS = 100;
+/** Erase the whole line and return to its start. */
+const CLEAR_LINE = '\r\x1b[2K';
+
+/** `85ms`, `12.3s`, `4m05s`, `1h02m`. */
+export function formatDuration(ms: number): string {
+  if (ms < 999.5) return `${Math.round(Math.max(0, ms))}ms`;
+  const seconds = ms / 1000;
+  if (seconds < 59.95) return `${seconds.toFixed(1)}s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s`;
+  return `${Math.floor(whole / 3600)}h${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** A call's time grows at most with the stage's pixels, side^2 (attention aside, which the fit also caps). */
+const MAX_SIZE_EXPONENT = 2;
+
+/**
+ * Images per model call at each stage relative to the batch: 2 when CFG runs
+ * the null half too (the stage's guidance scale is not 1), else 1.
+ */
+export function batchFactors(stageScales: readonly number[]): number[] {
+  return stageScales.map((scale) => (scale === 1 ? 1 : 2));
+}
+
+export class GenerationProgress {
+  private readonly stream: ProgressStream;
+  private readonly plan: ProgressPlan;
+  private readonly now: () => number;
+  private readonly redrawIntervalMs: number;
+  private readonly tty: boolean;
+  private last: StepProgress | null = null;
+  /** Model calls per stage so far (also what Dopri5 actually took). */
+  private readonly stageCalls: number[];
+  /** Elapsed ms when each stage started (its first call's start: the previous stage's last call's end). */
+  private readonly stageStarts: number[];
+  /** Elapsed ms at each stage's latest call. */
+  private readonly stageLatest: number[];
+  private lastDraw = Number.NEGATIVE_INFINITY;
+  private lastDrawnStage = -1;
+  private lineShown = false;
+
+  constructor(stream: ProgressStream, plan: ProgressPlan, options: ProgressOptions = {}) {
+    this.stream = stream;
+    this.plan = plan;
+    this.now = options.now ?? (() => performance.now());
+    this.redrawIntervalMs = options.redrawIntervalMs ?? DEFAULT_REDRAW_MS;
+    this.tty = stream.isTTY === true;
+    this.stageCalls = plan.resolutions.map(() => 0);
+    this.stageStarts = plan.resolutions.map(() => 0);
+    this.stageLatest = plan.resolutions.map(() => 0);
+  }
+
+  /** After every model call. */
+  step(progress: StepProgress): void {
+    if (progress.stepInStage === 1) this.stageStarts[progress.stage] = this.last?.elapsedMs ?? 0;
+    this.last = progress;
+    this.stageCalls[progress.stage] = progress.stepInStage;
+    this.stageLatest[progress.stage] = progress.elapsedMs;
+    if (!this.tty) return;
+    const stageChanged = progress.stage !== this.lastDrawnStage;
+    const done = progress.stepsTotal !== null && progress.stepsDone === progress.stepsTotal;
+    const t = this.now();
+    if (!stageChanged && !done && t - this.lastDraw < this.redrawIntervalMs) return;
+    this.lastDraw = t;
+    this.lastDrawnStage = progress.stage;
+    this.draw(this.barLine(progress));
+  }
+
+  /** When a stage's last step is done. */
+  stageEnd(stage: number): void {
+    if (this.tty) return;
+    const stages = this.plan.resolutions.length;
+    const calls = this.stageCalls[stage] ?? 0;
+    const elapsed = this.last ? formatDuration(this.last.elapsedMs) : formatDuration(0);
+    this.stream.write(
+      `stage ${stage + 1}/${stages} ${this.plan.resolutions[stage] ?? '?'}px done: ${calls} ${calls === 1 ? 'step' : 'steps'}, ${elapsed} elapsed\n`,
+    );
+  }
+
+  /** A passing status on a terminal ("loading the model ..."), replaced by whatever comes next; nothing elsewhere. */
+  status(text: string): void {
+    if (this.tty) this.draw(text);
+  }
+
+  /** Prints a line of its own, below (or instead of) the bar. */
+  line(text: string): void {
+    this.clear();
+    this.stream.write(`${text}\n`);
+  }
+
+  /** Removes the bar, e.g. before an error message or at the end. */
+  clear(): void {
+    if (!this.lineShown) return;
+    this.stream.write(CLEAR_LINE);
+    this.lineShown = false;
+  }
+
+  private draw(text: string): void {
+    const columns = this.stream.columns && this.stream.columns > 0 ? this.stream.columns : 80;
+    // One character short of the width: writing the last column makes some terminals wrap.
+    this.stream.write(`${CLEAR_LINE}${text.slice(0, columns - 1)}`);
+    this.lineShown = true;
+  }
+
+  /** The terminal line: `[#####---------] 12/40 steps | stage 2/4 8px | 1.2s, ETA 3.4s`. */
+  barLine(progress: StepProgress): string {
+    const { stage, stages, stepInStage, stepsDone, stepsTotal, elapsedMs } = progress;
+    const stageLabel = `stage ${stage + 1}/${stages} ${this.plan.resolutions[stage] ?? '?'}px`;
+    if (stepsTotal === null || this.plan.steps === null) {
+      // Dopri5 picks its steps as it goes: only whole stages can be counted.
+      return `${bar(stage / stages)} step ${stepInStage} | ${stageLabel} | ${formatDuration(elapsedMs)}`;
+    }
+    const remaining = this.remainingMs(stage, stepInStage);
+    const eta = remaining === null ? '' : `, ETA ${formatDuration(remaining)}`;
+    return `${bar(stepsDone / stepsTotal)} ${stepsDone}/${stepsTotal} steps | ${stageLabel} | ${formatDuration(elapsedMs)}${eta}`;
+  }
+
+  /** Mean ms per call in stage k so far, normalised to one batch; null before it has a call. */
+  private perCall(k: number): number | null {
+    const calls = this.stageCalls[k] ?? 0;
+    if (calls === 0) return null;
+    return ((this.stageLatest[k] ?? 0) - (this.stageStarts[k] ?? 0)) / calls / (this.plan.batchFactors[k] ?? 1);
+  }
+
+  /**
+   * The rest of the current stage at its measured pace, plus the later stages
+   * extrapolated from it. A call's time grows with the stage's side as r^p; p
+   * is fitted to the last two stages measured (small models are dominated by
+   * per-call overhead, p near 0; large ones by their pixels, p near 2). No
+   * estimate until there are two to fit, unless this is the last stage: a
+   * guessed p would be off by a factor of tens either way.
+   */
+  private remainingMs(stage: number, stepInStage: number): number | null {
+    const steps = this.plan.steps ?? [];
+    const { resolutions, batchFactors } = this.plan;
+    const current = this.perCall(stage);
+    const side = resolutions[stage] ?? 1;
+    if (current === null) return null;
+    let exponent: number | null = null;
+    const previous = stage > 0 ? this.perCall(stage - 1) : null;
+    const previousSide = resolutions[stage - 1] ?? side;
+    if (previous !== null && previous > 0 && current > 0 && previousSide !== side) {
+      exponent = Math.min(MAX_SIZE_EXPONENT, Math.max(0, Math.log(current / previous) / Math.log(side / previousSide)));
+    }
+    if (exponent === null && stage < steps.length - 1) return null;
+    let total = ((steps[stage] ?? 0) - stepInStage) * current * (batchFactors[stage] ?? 1);
+    for (let k = stage + 1; k < steps.length; k++) {
+      const perCall = current * ((resolutions[k] ?? side) / side) ** (exponent ?? 0);
+      total += (steps[k] ?? 0) * perCall * (batchFactors[k] ?? 1);
+    }
+    return Math.max(0, total);
+  }
+}
+
+function bar(fraction: number): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+}
