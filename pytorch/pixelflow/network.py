@@ -3,7 +3,8 @@
 Written for export as much as for eager use: every shape-dependent quantity (RoPE angles, the
 stage-size embedding, unpatchify) is computed from the input's height and width, so one traced ONNX
 graph serves every cascade stage. LayerNorm, RMSNorm and GELU are spelled out with elementary ops
-because torch 1.13 writes an invalid LayerNorm node at opset 17 (shared/research/feasibility-mnist.md).
+because torch 1.13 writes an invalid LayerNorm node at opset 17 (shared/research/feasibility-mnist.md);
+eager runs (training, the reference sampler) use the fused kernels, which agree to float rounding.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def sinusoidal_embedding(values: torch.Tensor, channels: int = EMBED_CHANNELS) -
 
 def layer_norm(x: torch.Tensor) -> torch.Tensor:
     """LayerNorm over the last axis without affine parameters."""
+    if not torch.onnx.is_in_onnx_export():  # the fused kernel trains several times faster
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], eps=NORM_EPS)
     mean = x.mean(dim=-1, keepdim=True)
     centred = x - mean
     variance = (centred * centred).mean(dim=-1, keepdim=True)
@@ -36,6 +39,8 @@ def layer_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    if not torch.onnx.is_in_onnx_export():
+        return torch.nn.functional.gelu(x, approximate="tanh")
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
