@@ -1,5 +1,6 @@
 #!/usr/bin/env tsx
 import { CONVERT_SUMMARY, CONVERT_USAGE, convertCommand } from './commands/convert.ts';
+import { EVAL_SUMMARY, EVAL_USAGE, evalCommand } from './commands/eval.ts';
 import { GENERATE_SUMMARY, GENERATE_USAGE, generateCommand } from './commands/generate.ts';
 import { CliError, UsageError } from './errors.ts';
 
@@ -16,6 +17,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: convertCommand },
   generate: { summary: GENERATE_SUMMARY, usage: GENERATE_USAGE, run: generateCommand },
+  eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: evalCommand },
 };
 
 const USAGE = `Usage: pixelflow <command> [options]

@@ -4,6 +4,7 @@ import type { StepProgress } from '@pixelflow/sampler';
 // place (a bar over all steps of all stages, the stage and its resolution,
 // elapsed time and an estimate of the rest). Anywhere else (CI logs, pipes):
 // a plain line when each stage ends, so logs stay readable and short.
+// StatusLine, the redrawn line itself, serves `eval`'s progress too.
 
 /** Where progress goes: process.stderr, or a fake in tests. */
 export interface ProgressStream {
@@ -54,8 +55,46 @@ export function batchFactors(stageScales: readonly number[]): number[] {
   return stageScales.map((scale) => (scale === 1 ? 1 : 2));
 }
 
+/**
+ * One status line on stderr: on a terminal, redrawn in place and cleared before any other line;
+ * elsewhere, passing statuses are dropped and only whole lines are written, so logs stay short.
+ */
+export class StatusLine {
+  readonly tty: boolean;
+  private readonly stream: ProgressStream;
+  private lineShown = false;
+
+  constructor(stream: ProgressStream) {
+    this.stream = stream;
+    this.tty = stream.isTTY === true;
+  }
+
+  /** A passing status ("loading the model ..."), replaced by whatever comes next; nothing off a terminal. */
+  status(text: string): void {
+    if (!this.tty) return;
+    const columns = this.stream.columns && this.stream.columns > 0 ? this.stream.columns : 80;
+    // One character short of the width: writing the last column makes some terminals wrap.
+    this.stream.write(`${CLEAR_LINE}${text.slice(0, columns - 1)}`);
+    this.lineShown = true;
+  }
+
+  /** Prints a line of its own, below (or instead of) the status. */
+  line(text: string): void {
+    this.clear();
+    this.stream.write(`${text}\n`);
+  }
+
+  /** Removes the status, e.g. before an error message or at the end. */
+  clear(): void {
+    if (!this.lineShown) return;
+    this.stream.write(CLEAR_LINE);
+    this.lineShown = false;
+  }
+}
+
 export class GenerationProgress {
   private readonly stream: ProgressStream;
+  private readonly screen: StatusLine;
   private readonly plan: ProgressPlan;
   private readonly now: () => number;
   private readonly redrawIntervalMs: number;
@@ -69,10 +108,10 @@ export class GenerationProgress {
   private readonly stageLatest: number[];
   private lastDraw = Number.NEGATIVE_INFINITY;
   private lastDrawnStage = -1;
-  private lineShown = false;
 
   constructor(stream: ProgressStream, plan: ProgressPlan, options: ProgressOptions = {}) {
     this.stream = stream;
+    this.screen = new StatusLine(stream);
     this.plan = plan;
     this.now = options.now ?? (() => performance.now());
     this.redrawIntervalMs = options.redrawIntervalMs ?? DEFAULT_REDRAW_MS;
@@ -95,7 +134,7 @@ export class GenerationProgress {
     if (!stageChanged && !done && t - this.lastDraw < this.redrawIntervalMs) return;
     this.lastDraw = t;
     this.lastDrawnStage = progress.stage;
-    this.draw(this.barLine(progress));
+    this.screen.status(this.barLine(progress));
   }
 
   /** When a stage's last step is done. */
@@ -111,27 +150,17 @@ export class GenerationProgress {
 
   /** A passing status on a terminal ("loading the model ..."), replaced by whatever comes next; nothing elsewhere. */
   status(text: string): void {
-    if (this.tty) this.draw(text);
+    this.screen.status(text);
   }
 
   /** Prints a line of its own, below (or instead of) the bar. */
   line(text: string): void {
-    this.clear();
-    this.stream.write(`${text}\n`);
+    this.screen.line(text);
   }
 
   /** Removes the bar, e.g. before an error message or at the end. */
   clear(): void {
-    if (!this.lineShown) return;
-    this.stream.write(CLEAR_LINE);
-    this.lineShown = false;
-  }
-
-  private draw(text: string): void {
-    const columns = this.stream.columns && this.stream.columns > 0 ? this.stream.columns : 80;
-    // One character short of the width: writing the last column makes some terminals wrap.
-    this.stream.write(`${CLEAR_LINE}${text.slice(0, columns - 1)}`);
-    this.lineShown = true;
+    this.screen.clear();
   }
 
   /** The terminal line: `[#####---------] 12/40 steps | stage 2/4 8px | 1.2s, ETA 3.4s`. */
@@ -184,7 +213,8 @@ export class GenerationProgress {
   }
 }
 
-function bar(fraction: number): string {
+/** `[#####---------------]` for a fraction from 0 to 1. */
+export function bar(fraction: number): string {
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * BAR_WIDTH);
   return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
 }

@@ -61,7 +61,7 @@ describe('pixelflow', () => {
   it('rejects an unknown command in one line', async () => {
     expectOneLineFailure(
       await pixelflow(['serve']),
-      "pixelflow: unknown command 'serve' (commands: convert, generate; see pixelflow --help)",
+      "pixelflow: unknown command 'serve' (commands: convert, generate, eval; see pixelflow --help)",
     );
   });
 });

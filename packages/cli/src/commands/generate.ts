@@ -1,7 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   encodePng,
@@ -9,7 +8,6 @@ import {
   ModelDirError,
   noiseShapes,
   NpyError,
-  OnnxModel,
   OnnxModelError,
   readNpy,
   sample,
@@ -17,6 +15,7 @@ import {
   writeNpy,
   type ModelDir,
   type NoiseSet,
+  type OnnxModel,
   type OnnxProvider,
   type SampleResult,
   type Shape4,
@@ -32,6 +31,9 @@ import {
   type ResolvedGeneration,
 } from '@pixelflow/schemas';
 import { CliError, UsageError } from '../errors.ts';
+import { checkFolder, createFolder, errorCode, npyDtypeName, writeAll } from '../files.ts';
+import { flagMessage, numeric, parseThreads, stepsValue, usageErrorFrom } from '../flags.ts';
+import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { batchFactors, formatDuration, GenerationProgress } from '../progress.ts';
 
 // `pixelflow generate`: one generation on this machine, no service needed. It
@@ -81,17 +83,6 @@ Progress goes to stderr. Exit status: 0 done, 2 bad input (nothing written),
 
 const PROVIDERS: readonly OnnxProvider[] = ['cpu', 'cuda'];
 
-/** Request fields as the user knows them: by their flags. */
-const FLAGS: Record<string, string> = {
-  class: '--class',
-  num_images: '--count',
-  seed: '--seed',
-  cfg_scale: '--cfg',
-  noise_shift: '--shift',
-  steps: '--steps',
-  solver: '--solver',
-};
-
 export interface GenerateArgs {
   model: string;
   /** The generation request as JSON-ish values: numbers where the flag looked numeric, strings otherwise. */
@@ -106,28 +97,6 @@ export interface GenerateArgs {
 
 function usage(message: string): UsageError {
   return new UsageError(message, { command: COMMAND });
-}
-
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/**
- * A flag's text as a number when it reads as one; otherwise the text itself,
- * which the request schema then rejects with the flag's rule ("must be an
- * integer from 1 to 8, not "abc""), so every range is stated in one place.
- */
-function numeric(text: string): number | string {
-  const trimmed = text.trim();
-  return NUMBER.test(trimmed) ? Number(trimmed) : text;
-}
-
-/** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
-function usageErrorFrom(error: unknown): UsageError {
-  const { code, message } = error as { code?: string; message: string };
-  const option = /'(-[^' ]+)/.exec(message)?.[1];
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
-    return usage(`unknown option ${option} (see pixelflow generate --help)`);
-  }
-  return usage(message.split('\n')[0] ?? message);
 }
 
 /** Parses `generate`'s arguments; `'help'` when help was asked for. Throws UsageError. */
@@ -157,7 +126,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
       },
     });
   } catch (error) {
-    throw usageErrorFrom(error);
+    throw usageErrorFrom(error, COMMAND);
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
@@ -168,13 +137,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
 
   const provider = values.provider as OnnxProvider;
   if (!PROVIDERS.includes(provider)) throw usage(`--provider must be cpu or cuda, not '${values.provider}'`);
-  let threads: number | undefined;
-  if (values.threads !== undefined) {
-    threads = Number(values.threads);
-    if (!/^\d+$/.test(values.threads.trim()) || threads < 1 || threads > 1024) {
-      throw usage(`--threads must be an integer from 1 to 1024, not '${values.threads}'`);
-    }
-  }
+  const threads = parseThreads(values.threads, COMMAND);
   for (const [flag, dir] of [
     ['--out', values.out],
     ['--noise', values.noise],
@@ -189,9 +152,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
   if (values.seed !== undefined) request['seed'] = numeric(values.seed);
   if (values.cfg !== undefined) request['cfg_scale'] = numeric(values.cfg);
   if (values.shift !== undefined) request['noise_shift'] = numeric(values.shift);
-  if (values.steps !== undefined) {
-    request['steps'] = values.steps.includes(',') ? values.steps.split(',').map(numeric) : numeric(values.steps);
-  }
+  if (values.steps !== undefined) request['steps'] = stepsValue(values.steps);
   if (values.solver !== undefined) request['solver'] = values.solver;
 
   return {
@@ -206,14 +167,6 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
   };
 }
 
-/** `steps has 3 entries ...` -> `--steps has 3 entries ...`; `steps[2] must ...` -> `--steps entry 3 must ...`. */
-function flagMessage(error: GenerationError): string {
-  const [field, ...rest] = error.field;
-  if (typeof field !== 'string' || !Object.hasOwn(FLAGS, field)) return error.message;
-  const entry = typeof rest[0] === 'number' ? ` entry ${rest[0] + 1}` : '';
-  return `${FLAGS[field]}${entry} ${error.reason}`;
-}
-
 /** The request resolved against the model; GenerationError becomes a one-line usage error in flag terms. */
 export function resolveRequest(args: GenerateArgs, manifest: ModelManifest, drawSeed: () => number): ResolvedGeneration {
   try {
@@ -225,48 +178,6 @@ export function resolveRequest(args: GenerateArgs, manifest: ModelManifest, draw
   }
 }
 
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/**
- * Checks, without creating anything, that `dir` is a folder or can be created
- * as one: a file in its way or an unwritable parent fails now, not after a
- * long sampling run. Returns the absolute path.
- */
-async function checkFolder(flag: string, dir: string): Promise<string> {
-  const abs = resolve(dir);
-  let probe = abs;
-  for (;;) {
-    // ENOTDIR: a file sits somewhere on the way; the walk up finds and names it.
-    const stats = await stat(probe).catch((error: unknown) =>
-      errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR' ? null : Promise.reject(error),
-    );
-    if (stats) {
-      if (!stats.isDirectory()) {
-        throw usage(probe === abs ? `${flag} ${dir} exists and is not a folder` : `${flag} ${dir}: ${probe} is not a folder`);
-      }
-      try {
-        await access(probe, constants.W_OK);
-      } catch {
-        throw usage(`${flag} ${dir}: ${probe} is not writable`);
-      }
-      return abs;
-    }
-    const parent = dirname(probe);
-    if (parent === probe) return abs;
-    probe = parent;
-  }
-}
-
-async function createFolder(flag: string, dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (error) {
-    throw new CliError(`${flag}: cannot create ${dir}: ${(error as Error).message}`, 1, { command: COMMAND });
-  }
-}
-
 /** The noise file names, in NoiseSet order: stage 0, then the block noise of stages 1..S-1. */
 export function noiseFileNames(stageCount: number): string[] {
   return Array.from({ length: stageCount }, (_, k) => (k === 0 ? 'noise_stage0.npy' : `noise_block_${k}.npy`));
@@ -275,8 +186,6 @@ export function noiseFileNames(stageCount: number): string[] {
 function describeShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
-
-const NPY_DTYPE_NAMES: Record<string, string> = { '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '|b1': 'bool' };
 
 /** Reads --noise DIR and checks every file against the model's stages and the image count. */
 async function readNoise(dir: string, manifest: ModelManifest, count: number): Promise<NoiseSet> {
@@ -299,7 +208,7 @@ async function readNoise(dir: string, manifest: ModelManifest, count: number): P
     }
     const sameShape = array.shape.length === 4 && array.shape.every((side, i) => side === expected[i]);
     if (array.dtype !== '<f4' || !sameShape) {
-      const found = `${NPY_DTYPE_NAMES[array.dtype] ?? array.dtype} ${describeShape(array.shape)}`;
+      const found = `${npyDtypeName(array.dtype)} ${describeShape(array.shape)}`;
       throw usage(`--noise: ${path} must be ${wanted} for ${count} images, found ${found}`);
     }
     const data = array.data as Float32Array;
@@ -319,7 +228,7 @@ export function encodeImages(
   generation: ResolvedGeneration,
   manifest: ModelManifest,
   externalNoise: boolean,
-): { name: string; png: Buffer }[] {
+): { name: string; data: Buffer }[] {
   const { width, height } = result;
   const pixels = width * height * 3;
   return Array.from({ length: generation.num_images }, (_, i) => {
@@ -328,30 +237,8 @@ export function encodeImages(
       parameters: JSON.stringify(parameters),
       Software: 'pixelflow-serve',
     });
-    return { name: pngFileName(generation.seed, i), png };
+    return { name: pngFileName(generation.seed, i), data: png };
   });
-}
-
-/**
- * Writes every file under a temporary name first and renames them into place
- * only when all are written and no interrupt came, so an interrupted run never
- * leaves a truncated or partial set of PNGs.
- */
-async function writeAll(dir: string, files: readonly { name: string; png: Buffer }[], signal: AbortSignal): Promise<string[]> {
-  const temporary = files.map((file) => join(dir, `.${file.name}.${process.pid}.tmp`));
-  try {
-    await Promise.all(files.map((file, i) => writeFile(temporary[i] as string, file.png)));
-    signal.throwIfAborted();
-    const paths: string[] = [];
-    for (const [i, file] of files.entries()) {
-      const path = join(dir, file.name);
-      await rename(temporary[i] as string, path);
-      paths.push(path);
-    }
-    return paths;
-  } finally {
-    await Promise.all(temporary.map((path) => rm(path, { force: true })));
-  }
 }
 
 async function writeDump(dir: string, manifest: ModelManifest, count: number, result: SampleResult): Promise<void> {
@@ -366,45 +253,6 @@ async function writeDump(dir: string, manifest: ModelManifest, count: number, re
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Aborts `controller` on Ctrl-C (exit 130) or SIGTERM (143); a second Ctrl-C exits at once. */
-function abortOnSignals(controller: AbortController): () => void {
-  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
-    const status = signal === 'SIGINT' ? 130 : 143;
-    const handler = (): void => {
-      if (controller.signal.aborted) process.exit(status);
-      controller.abort(new CliError(`interrupted by ${signal}; no images written`, status, { command: COMMAND }));
-    };
-    process.on(signal, handler);
-    return [signal, handler] as const;
-  });
-  return () => {
-    for (const [signal, handler] of handlers) process.off(signal, handler);
-  };
-}
-
-/** Resolves with the model, or rejects with the abort reason as soon as the signal fires. */
-async function loadModel(model: ModelDir, args: GenerateArgs, signal: AbortSignal): Promise<OnnxModel> {
-  const loading = OnnxModel.load(model, {
-    provider: args.provider,
-    ...(args.threads !== undefined && { intraOpNumThreads: args.threads }),
-  });
-  const aborted = new Promise<never>((_, reject) => {
-    const onAbort = (): void => {
-      // The session cannot stop loading; release it whenever it is done.
-      loading.then((m) => m.dispose()).catch(() => {});
-      reject(signal.reason as Error);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([loading, aborted]);
-  } catch (error) {
-    if (error instanceof OnnxModelError) throw usage(error.message);
-    throw error;
-  }
 }
 
 function describeGeneration(g: ResolvedGeneration, seedDrawn: boolean, externalNoise: boolean): string {
@@ -436,8 +284,8 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     return randomInt(0, MAX_SEED + 1);
   });
   const noise = args.noise === undefined ? undefined : await readNoise(resolve(args.noise), manifest, generation.num_images);
-  const outDir = await checkFolder('--out', args.out);
-  const dumpDir = args.dump === undefined ? undefined : await checkFolder('--dump', args.dump);
+  const outDir = await checkFolder('--out', args.out, COMMAND);
+  const dumpDir = args.dump === undefined ? undefined : await checkFolder('--dump', args.dump, COMMAND);
 
   const stderr = process.stderr;
   const progress = new GenerationProgress(stderr, {
@@ -446,12 +294,17 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     steps: generation.solver === 'euler' ? generation.steps : null,
   });
   const controller = new AbortController();
-  const stopListening = abortOnSignals(controller);
+  const stopListening = abortOnSignals(controller, COMMAND, 'no images written');
   let onnx: OnnxModel | undefined;
   try {
     const loadStarted = performance.now();
     progress.status(`loading ${model.modelPath} on ${args.provider} ...`);
-    onnx = await loadModel(model, args, controller.signal);
+    onnx = await loadOnnxModel(
+      model,
+      { provider: args.provider, ...(args.threads !== undefined && { intraOpNumThreads: args.threads }) },
+      controller.signal,
+      COMMAND,
+    );
     const loadMs = performance.now() - loadStarted;
     controller.signal.throwIfAborted();
     // Only now, so that a model that does not load still fails in one line.
@@ -485,10 +338,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     }
 
     const files = encodeImages(result, generation, manifest, noise !== undefined);
-    await createFolder('--out', outDir);
+    await createFolder('--out', outDir, COMMAND);
     const paths = await writeAll(outDir, files, controller.signal);
     if (dumpDir !== undefined) {
-      await createFolder('--dump', dumpDir);
+      await createFolder('--dump', dumpDir, COMMAND);
       await writeDump(dumpDir, manifest, generation.num_images, result);
     }
 
@@ -502,7 +355,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
       const summary = {
         files: paths.map((path, i) => ({
           path,
-          sha256: sha256((files[i] as { png: Buffer }).png),
+          sha256: sha256((files[i] as { data: Buffer }).data),
           image_index: i,
           image_seed: imageSeed(generation.seed, i),
         })),

@@ -1,0 +1,66 @@
+import { GenerationError } from '@pixelflow/schemas';
+import { UsageError } from './errors.ts';
+
+// Command-line flag handling shared by the subcommands that sample (generate, eval): numbers
+// read the same way, Node's parseArgs errors said in the user's terms, and the generation
+// request's errors named by the flag the user typed.
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A flag's text as a number when it reads as one; otherwise the text itself,
+ * which the request schema then rejects with the flag's rule ("must be an
+ * integer from 1 to 8, not "abc""), so every range is stated in one place.
+ */
+export function numeric(text: string): number | string {
+  const trimmed = text.trim();
+  return NUMBER.test(trimmed) ? Number(trimmed) : text;
+}
+
+/** `N` or `N,N,...`: one number for every stage, or a list, as the request's `steps` takes them. */
+export function stepsValue(text: string): number | string | (number | string)[] {
+  return text.includes(',') ? text.split(',').map(numeric) : numeric(text);
+}
+
+/** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
+export function usageErrorFrom(error: unknown, command: string): UsageError {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' ]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
+    return new UsageError(`unknown option ${option} (see pixelflow ${command} --help)`, { command });
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option && message.includes('ambiguous')) {
+    // `--seed -1`: parseArgs will not take a value that looks like an option.
+    return new UsageError(`${option} needs a value; write ${option}=VALUE for one that starts with '-'`, { command });
+  }
+  return new UsageError(message.split('\n')[0] ?? message, { command });
+}
+
+/** `--threads`: onnxruntime threads per operator, 1..1024; undefined leaves onnxruntime's default. */
+export function parseThreads(text: string | undefined, command: string): number | undefined {
+  if (text === undefined) return undefined;
+  const threads = Number(text);
+  if (!/^\d+$/.test(text.trim()) || threads < 1 || threads > 1024) {
+    throw new UsageError(`--threads must be an integer from 1 to 1024, not '${text}'`, { command });
+  }
+  return threads;
+}
+
+/** Generation request fields as the user knows them: by their flags. */
+const REQUEST_FLAGS: Record<string, string> = {
+  class: '--class',
+  num_images: '--count',
+  seed: '--seed',
+  cfg_scale: '--cfg',
+  noise_shift: '--shift',
+  steps: '--steps',
+  solver: '--solver',
+};
+
+/** `steps has 3 entries ...` -> `--steps has 3 entries ...`; `steps[2] must ...` -> `--steps entry 3 must ...`. */
+export function flagMessage(error: GenerationError): string {
+  const [field, ...rest] = error.field;
+  if (typeof field !== 'string' || !Object.hasOwn(REQUEST_FLAGS, field)) return error.message;
+  const entry = typeof rest[0] === 'number' ? ` entry ${rest[0] + 1}` : '';
+  return `${REQUEST_FLAGS[field]}${entry} ${error.reason}`;
+}

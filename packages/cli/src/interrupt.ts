@@ -1,0 +1,49 @@
+import { OnnxModel, OnnxModelError, type ModelDir, type OnnxModelOptions } from '@pixelflow/sampler';
+import { CliError, UsageError } from './errors.ts';
+
+// Ctrl-C and SIGTERM for commands that run a model: the first signal aborts the work in progress
+// (the sampler checks its AbortSignal before every model call) so that the command can release
+// its onnxruntime session before exiting; a second one exits at once.
+
+/**
+ * Aborts `controller` on Ctrl-C (exit 130) or SIGTERM (143) with the reason
+ * `interrupted by SIGINT; <consequence>`; a second signal exits at once.
+ * Returns the function that stops listening.
+ */
+export function abortOnSignals(controller: AbortController, command: string, consequence: string): () => void {
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const status = signal === 'SIGINT' ? 130 : 143;
+    const handler = (): void => {
+      if (controller.signal.aborted) process.exit(status);
+      controller.abort(new CliError(`interrupted by ${signal}; ${consequence}`, status, { command }));
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
+}
+
+/**
+ * Loads the model in its worker thread; resolves with it, or rejects with the abort reason as
+ * soon as the signal fires. A model that does not load is bad input: a one-line UsageError.
+ */
+export async function loadOnnxModel(model: ModelDir, options: OnnxModelOptions, signal: AbortSignal, command: string): Promise<OnnxModel> {
+  const loading = OnnxModel.load(model, options);
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = (): void => {
+      // The session cannot stop loading; release it whenever it is done.
+      loading.then((m) => m.dispose()).catch(() => {});
+      reject(signal.reason as Error);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([loading, aborted]);
+  } catch (error) {
+    if (error instanceof OnnxModelError) throw new UsageError(error.message, { command });
+    throw error;
+  }
+}
