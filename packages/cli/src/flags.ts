@@ -1,8 +1,9 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GenerationError } from '@pixelflow/schemas';
 import { UsageError } from './errors.ts';
 
-// Command-line flag handling shared by the subcommands that sample (generate, eval): numbers
-// read the same way, Node's parseArgs errors said in the user's terms, and the generation
+// Command-line flag handling shared by the subcommands: parseArgs with errors and --help handled
+// the same way everywhere, numbers read the same way, Node's parseArgs errors said in the user's terms, and the generation
 // request's errors named by the flag the user typed.
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -23,7 +24,7 @@ export function stepsValue(text: string): number | string | (number | string)[] 
 }
 
 /** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
-export function usageErrorFrom(error: unknown, command: string): UsageError {
+function usageErrorFrom(error: unknown, command: string): UsageError {
   const { code, message } = error as { code?: string; message: string };
   const option = /'(-[^' ]+)/.exec(message)?.[1];
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
@@ -34,6 +35,28 @@ export function usageErrorFrom(error: unknown, command: string): UsageError {
     return new UsageError(`${option} needs a value; write ${option}=VALUE for one that starts with '-'`, { command });
   }
   return new UsageError(message.split('\n')[0] ?? message, { command });
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Node's parseArgs (strict, positionals allowed) with our conventions: its errors become one-line
+ * UsageErrors naming `command`, and `--help` / `-h` wins even next to a mistake. `'help'` when asked.
+ */
+export function parseFlags<const O extends Options>(command: string, args: readonly string[], options: O) {
+  const asksForHelp = args.includes('--help') || args.includes('-h');
+  try {
+    const parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: { ...options, help: { type: 'boolean', short: 'h', default: false } } as const,
+    });
+    return asksForHelp ? ('help' as const) : parsed;
+  } catch (error) {
+    if (asksForHelp) return 'help' as const;
+    throw usageErrorFrom(error, command);
+  }
 }
 
 /** `--threads`: onnxruntime threads per operator, 1..1024; undefined leaves onnxruntime's default. */

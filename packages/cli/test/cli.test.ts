@@ -77,30 +77,30 @@ describe('pixelflow convert: arguments', () => {
   it('rejects a bad --dtype', async () => {
     expectOneLineFailure(
       await pixelflow(['convert', 'ckpt', 'out', '--dtype', 'bf16']),
-      "pixelflow: convert: --dtype must be fp32 or fp16, not 'bf16'",
+      "pixelflow convert: --dtype must be fp32 or fp16, not 'bf16'",
     );
   });
 
   it.each([[['convert']], [['convert', 'ckpt']]])('rejects missing positionals: %j', async (args) => {
     expectOneLineFailure(
       await pixelflow(args),
-      'pixelflow: convert: missing <checkpoint-dir> and <out-dir> (see pixelflow convert --help)',
+      'pixelflow convert: missing <checkpoint-dir> and <out-dir> (see pixelflow convert --help)',
     );
   });
 
   it('rejects an extra positional', async () => {
-    expectOneLineFailure(await pixelflow(['convert', 'a', 'b', 'c']), "pixelflow: convert: unexpected argument 'c'");
+    expectOneLineFailure(await pixelflow(['convert', 'a', 'b', 'c']), "pixelflow convert: unexpected argument 'c'");
   });
 
   it('rejects an unknown flag', async () => {
     expectOneLineFailure(
       await pixelflow(['convert', 'a', 'b', '--fp16']),
-      'pixelflow: convert: unknown option --fp16 (see pixelflow convert --help)',
+      'pixelflow convert: unknown option --fp16 (see pixelflow convert --help)',
     );
   });
 
   it('rejects a flag without its value', async () => {
-    expectOneLineFailure(await pixelflow(['convert', 'a', 'b', '--name']), /^pixelflow: convert: Option '--name <value>'/);
+    expectOneLineFailure(await pixelflow(['convert', 'a', 'b', '--name']), /^pixelflow convert: Option '--name <value>'/);
   });
 });
 

@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CliError, UsageError } from '../errors.ts';
+import { parseFlags } from '../flags.ts';
 import { describeTried, findPython, installHint, pythonEnv, runPython } from '../python.ts';
+
+const COMMAND = 'convert';
 
 // `pixelflow convert` is a thin wrapper: the conversion itself (load the
 // PyTorch checkpoint, export ONNX, write pixelflow.json) is Python, in
@@ -46,49 +48,26 @@ function isDtype(value: string): value is WeightDtype {
   return (DTYPES as readonly string[]).includes(value);
 }
 
-/** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
-function usageErrorFrom(error: unknown): UsageError {
-  const { code, message } = error as { code?: string; message: string };
-  const option = /'(-[^' ]+)/.exec(message)?.[1];
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
-    return new UsageError(`convert: unknown option ${option} (see pixelflow convert --help)`);
-  }
-  return new UsageError(`convert: ${message.split('\n')[0] ?? message}`);
-}
-
 /** Parses `convert`'s arguments; `'help'` when help was asked for. Throws UsageError. */
 export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        dtype: { type: 'string', default: 'fp32' },
-        name: { type: 'string' },
-        'class-names': { type: 'string' },
-        force: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    // Asking for help must work even next to a mistake.
-    if (args.includes('--help') || args.includes('-h')) return 'help';
-    throw usageErrorFrom(error);
-  }
+  const parsed = parseFlags(COMMAND, args, {
+    dtype: { type: 'string', default: 'fp32' },
+    name: { type: 'string' },
+    'class-names': { type: 'string' },
+    force: { type: 'boolean', default: false },
+  });
+  if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
-  if (values.help) return 'help';
 
   const [checkpointDir, outDir, ...extra] = positionals;
   if (checkpointDir === undefined || outDir === undefined) {
-    throw new UsageError('convert: missing <checkpoint-dir> and <out-dir> (see pixelflow convert --help)');
+    throw new UsageError('missing <checkpoint-dir> and <out-dir> (see pixelflow convert --help)', { command: COMMAND });
   }
-  if (extra.length > 0) throw new UsageError(`convert: unexpected argument '${extra[0]}'`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, { command: COMMAND });
   if (!isDtype(values.dtype)) {
-    throw new UsageError(`convert: --dtype must be fp32 or fp16, not '${values.dtype}'`);
+    throw new UsageError(`--dtype must be fp32 or fp16, not '${values.dtype}'`, { command: COMMAND });
   }
-  if (values.name !== undefined && values.name.trim() === '') throw new UsageError('convert: --name must not be empty');
+  if (values.name !== undefined && values.name.trim() === '') throw new UsageError('--name must not be empty', { command: COMMAND });
 
   return {
     checkpointDir,

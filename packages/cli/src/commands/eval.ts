@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   encodePng,
   loadModelDir,
@@ -34,7 +33,7 @@ import {
 import { frechetDistance, gaussianOf } from '../eval/frechet.ts';
 import { composeGrid } from '../eval/grid.ts';
 import { checkFolder, createFolder, errorCode, writeAll } from '../files.ts';
-import { flagMessage, numeric, parseThreads, stepsValue, usageErrorFrom } from '../flags.ts';
+import { flagMessage, numeric, parseFlags, parseThreads, stepsValue } from '../flags.ts';
 import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { bar, formatDuration, StatusLine } from '../progress.ts';
 import { repoRoot } from '../repo.ts';
@@ -122,32 +121,21 @@ function usage(message: string): UsageError {
 
 /** Parses `eval`'s arguments; `'help'` when help was asked for. Throws UsageError. */
 export function parseEvalArgs(args: readonly string[]): EvalArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        classifier: { type: 'string' },
-        'per-class': { type: 'string' },
-        cfg: { type: 'string' },
-        steps: { type: 'string' },
-        solver: { type: 'string' },
-        shift: { type: 'string' },
-        seed: { type: 'string' },
-        grid: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw usageErrorFrom(error, COMMAND);
-  }
+  const parsed = parseFlags(COMMAND, args, {
+    model: { type: 'string' },
+    classifier: { type: 'string' },
+    'per-class': { type: 'string' },
+    cfg: { type: 'string' },
+    steps: { type: 'string' },
+    solver: { type: 'string' },
+    shift: { type: 'string' },
+    seed: { type: 'string' },
+    grid: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
-  if (values.help) return 'help';
   if (positionals.length > 0) throw usage(`unexpected argument '${positionals[0]}' (options take the form --name value)`);
   for (const flag of ['model', 'classifier', 'grid'] as const) {
     const value = values[flag];

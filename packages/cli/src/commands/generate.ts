@@ -1,7 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   encodePng,
   loadModelDir,
@@ -32,7 +31,7 @@ import {
 } from '@pixelflow/schemas';
 import { CliError, UsageError } from '../errors.ts';
 import { checkFolder, createFolder, errorCode, npyDtypeName, writeAll } from '../files.ts';
-import { flagMessage, numeric, parseThreads, stepsValue, usageErrorFrom } from '../flags.ts';
+import { flagMessage, numeric, parseFlags, parseThreads, stepsValue } from '../flags.ts';
 import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { batchFactors, formatDuration, GenerationProgress } from '../progress.ts';
 
@@ -101,35 +100,24 @@ function usage(message: string): UsageError {
 
 /** Parses `generate`'s arguments; `'help'` when help was asked for. Throws UsageError. */
 export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        class: { type: 'string' },
-        count: { type: 'string' },
-        seed: { type: 'string' },
-        cfg: { type: 'string' },
-        shift: { type: 'string' },
-        steps: { type: 'string' },
-        solver: { type: 'string' },
-        provider: { type: 'string', default: 'cpu' },
-        threads: { type: 'string' },
-        out: { type: 'string', default: '.' },
-        noise: { type: 'string' },
-        dump: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw usageErrorFrom(error, COMMAND);
-  }
+  const parsed = parseFlags(COMMAND, args, {
+    model: { type: 'string' },
+    class: { type: 'string' },
+    count: { type: 'string' },
+    seed: { type: 'string' },
+    cfg: { type: 'string' },
+    shift: { type: 'string' },
+    steps: { type: 'string' },
+    solver: { type: 'string' },
+    provider: { type: 'string', default: 'cpu' },
+    threads: { type: 'string' },
+    out: { type: 'string', default: '.' },
+    noise: { type: 'string' },
+    dump: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
-  if (values.help) return 'help';
   if (positionals.length > 0) throw usage(`unexpected argument '${positionals[0]}' (options take the form --name value)`);
   if (values.model === undefined) {
     throw usage('--model DIR is required: the embedded default model is not shipped yet (it arrives in a later issue)');
