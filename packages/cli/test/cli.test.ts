@@ -1,29 +1,12 @@
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pythonSourceDir, repoRoot } from '../src/repo.ts';
+import { pixelflow, type Result } from './support/run-cli.ts';
 
 // The CLI as users run it: a real child process, real exit codes, real stderr.
 
-const MAIN = join(repoRoot, 'packages/cli/src/main.ts');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function pixelflow(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-  return new Promise((resolve) => {
-    // cwd is the repository root so that `--import tsx` resolves from its node_modules.
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, env }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Asserts a usage failure: status 2 and exactly one `pixelflow: ...` line on stderr. */
 function expectOneLineFailure(result: Result, message: string | RegExp): void {

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,30 +7,14 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLASSIFIER_FILES } from '../src/eval/classifier.ts';
 import { repoRoot } from '../src/repo.ts';
+import { pixelflow } from './support/run-cli.ts';
 
 // `pixelflow eval` as users run it: a real child process on the committed tiny model (random
 // weights, 10 classes, 32x32 RGB: accuracy is about chance, so the structure is checked, not the
 // quality) and the shipped digit classifier, real onnxruntime, real files.
 
-const MAIN = join(repoRoot, 'packages/cli/src/main.ts');
 const TINY = join(repoRoot, 'test/fixtures/tiny');
 const CLASSIFIER = join(repoRoot, 'models/digit-classifier');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function pixelflow(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    // cwd is the repository root so that `--import tsx` resolves from its node_modules.
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 let dir: string;
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,31 +9,15 @@ import { ImageParameters } from '@pixelflow/schemas';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../src/repo.ts';
+import { MAIN, pixelflow, type Result } from './support/run-cli.ts';
 
 // `pixelflow generate` as users run it: a real child process on the committed tiny model
 // (random weights, 4 stages 4 -> 32 px, 3 channels, 10 classes named "class 0".."class 9"),
 // real onnxruntime, real files. `--threads 1` keeps concurrent runs from fighting over 2 cores.
 
-const MAIN = join(repoRoot, 'packages/cli/src/main.ts');
 const TINY = join(repoRoot, 'test/fixtures/tiny');
 const GOLDEN_RUNS = join(TINY, 'golden/runs');
 const SIDE = 32;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function pixelflow(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    // cwd is the repository root so that `--import tsx` resolves from its node_modules.
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Runs generate on the tiny model and expects success. */
 async function generate(out: string, ...args: string[]): Promise<Result> {
