@@ -44,4 +44,4 @@ export {
   type OnnxModelStats,
   type OnnxProvider,
 } from './onnx-model.ts';
-export { encodePng, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';
+export { encodePng, pngChunk, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';

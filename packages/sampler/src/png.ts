@@ -28,7 +28,8 @@ export interface EncodePngOptions {
   filter?: PngFilter;
 }
 
-function chunk(type: string, data: Uint8Array): Buffer {
+/** One PNG chunk: length, type, data and the CRC of type and data. */
+export function pngChunk(type: string, data: Uint8Array): Buffer {
   const out = Buffer.alloc(12 + data.byteLength);
   out.writeUInt32BE(data.byteLength, 0);
   out.write(type, 4, 'latin1');
@@ -54,7 +55,7 @@ function itxtChunk(keyword: string, text: string): Buffer {
   checkKeyword(keyword);
   if (text.includes('\0')) throw new PngError(`PNG text ${JSON.stringify(keyword)} must not contain NUL characters`);
   const data = Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]);
-  return chunk('iTXt', data);
+  return pngChunk('iTXt', data);
 }
 
 function paethPredictor(a: number, b: number, c: number): number {
@@ -173,7 +174,7 @@ export function encodePng(
     level: constants.Z_BEST_COMPRESSION,
     memLevel: 9,
   });
-  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), ...textChunks, chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+  return Buffer.concat([SIGNATURE, pngChunk('IHDR', ihdr), ...textChunks, pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array(0))]);
 }
 
 export interface PngChunk {

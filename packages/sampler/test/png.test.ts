@@ -1,7 +1,7 @@
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { encodePng, PngError, readPngChunks, readPngText, type PngFilter } from '../src/png.ts';
+import { encodePng, pngChunk, PngError, readPngChunks, readPngText, type PngFilter } from '../src/png.ts';
 
 // Our encoder is checked against an independent decoder (pngjs), pixel for pixel.
 
@@ -49,15 +49,6 @@ function decodeRgb(png: Buffer): { width: number; height: number; rgb: Uint8Arra
   return { width, height, rgb };
 }
 
-/** A chunk built by hand, with a correct CRC. */
-function rawChunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.byteLength);
-  out.writeUInt32BE(data.byteLength, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.byteLength)), 8 + data.byteLength);
-  return out;
-}
 
 /** Inserts chunks right after IHDR (signature 8 bytes + IHDR 25 bytes). */
 function withChunksAfterIhdr(png: Buffer, ...chunks: Buffer[]): Buffer {
@@ -159,14 +150,14 @@ describe('readPngText', () => {
     const base = encodePng(new Uint8Array(3), 1, 1);
     const png = withChunksAfterIhdr(
       base,
-      rawChunk('tEXt', Buffer.from('Title\0Gänseblümchen', 'latin1')),
-      rawChunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0', 'latin1'), deflateSync(Buffer.from('zipped ü', 'latin1'))])),
-      rawChunk(
+      pngChunk('tEXt', Buffer.from('Title\0Gänseblümchen', 'latin1')),
+      pngChunk('zTXt', Buffer.concat([Buffer.from('Comment\0\0', 'latin1'), deflateSync(Buffer.from('zipped ü', 'latin1'))])),
+      pngChunk(
         'iTXt',
         Buffer.concat([Buffer.from('Description\0\x01\x00ja\0説明\0', 'utf8'), deflateSync(Buffer.from('デイジー', 'utf8'))]),
       ),
-      rawChunk('tEXt', Buffer.from('Title\0second', 'latin1')),
-      rawChunk('tEXt', Buffer.from('__proto__\0data', 'latin1')),
+      pngChunk('tEXt', Buffer.from('Title\0second', 'latin1')),
+      pngChunk('tEXt', Buffer.from('__proto__\0data', 'latin1')),
     );
     const text = readPngText(png);
     expect(text).toEqual({ Title: 'Gänseblümchen', Comment: 'zipped ü', Description: 'デイジー', ['__proto__']: 'data' });
@@ -210,20 +201,20 @@ describe('readPngText', () => {
 
   it('rejects a file that does not start with IHDR', () => {
     const png = encodePng(new Uint8Array(3), 1, 1);
-    const swapped = Buffer.concat([png.subarray(0, 8), rawChunk('tEXt', Buffer.from('a\0b')), png.subarray(8)]);
+    const swapped = Buffer.concat([png.subarray(0, 8), pngChunk('tEXt', Buffer.from('a\0b')), png.subarray(8)]);
     expect(() => readPngText(swapped)).toThrow('corrupt PNG: first chunk is tEXt, not IHDR');
   });
 
   it('rejects malformed text chunks', () => {
     const base = encodePng(new Uint8Array(3), 1, 1);
-    expect(() => readPngText(withChunksAfterIhdr(base, rawChunk('tEXt', Buffer.from('no keyword end'))))).toThrow(
+    expect(() => readPngText(withChunksAfterIhdr(base, pngChunk('tEXt', Buffer.from('no keyword end'))))).toThrow(
       'PNG: corrupt PNG: tEXt chunk at byte 33 has no valid keyword',
     );
-    expect(() => readPngText(withChunksAfterIhdr(base, rawChunk('iTXt', Buffer.from('k\0\0\0only-language'))))).toThrow(
+    expect(() => readPngText(withChunksAfterIhdr(base, pngChunk('iTXt', Buffer.from('k\0\0\0only-language'))))).toThrow(
       'iTXt chunk at byte 33 is truncated',
     );
     expect(() =>
-      readPngText(withChunksAfterIhdr(base, rawChunk('zTXt', Buffer.from('k\0\0not deflate data')))),
+      readPngText(withChunksAfterIhdr(base, pngChunk('zTXt', Buffer.from('k\0\0not deflate data')))),
     ).toThrow(/zTXt chunk at byte 33: cannot decompress/);
   });
 });
