@@ -118,6 +118,13 @@ def write_random_checkpoint(folder: Path, config: ModelConfig, seed: int = 0) ->
         for name, parameter in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith("norm3.weight"):
                 parameter.uniform_(0.5, 1.5)
-    torch.save(model.state_dict(), folder / WEIGHTS_FILE)
-    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_official_yaml_dict(), sort_keys=False))
+    save_checkpoint(folder, config, model.state_dict())
     return folder
+
+
+def save_checkpoint(folder: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> None:
+    """Write `state` and `config` as an official-format folder (model.pt + config.yaml)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, folder / WEIGHTS_FILE)
+    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_official_yaml_dict(), sort_keys=False))

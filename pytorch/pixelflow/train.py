@@ -24,12 +24,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-from .checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from .checkpoint import save_checkpoint
 from .config import ModelConfig
 from .mnist_data import DataError, find_package, load_digits
 from .network import PixelFlowNet
@@ -113,9 +111,7 @@ def atomic_save(obj, path: Path) -> None:
 def export_checkpoint(ema: PixelFlowNet, config: ModelConfig, folder: Path) -> None:
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    torch.save(ema.state_dict(), partial / WEIGHTS_FILE)
-    (partial / CONFIG_FILE).write_text(yaml.safe_dump(config.to_official_yaml_dict(), sort_keys=False))
+    save_checkpoint(partial, config, ema.state_dict())
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
 
