@@ -30,7 +30,8 @@ class UsageError(ValueError):
 
 
 def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: str | None = None,
-            class_names_file: Path | None = None, force: bool = False) -> dict:
+            class_names_file: Path | None = None, force: bool = False, cfg_scale: float | None = None,
+            steps: list[int] | None = None) -> dict:
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} exists and is not a folder")
@@ -38,7 +39,16 @@ def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: s
         raise UsageError(f"{out_dir} already exists and is not empty (use --force to replace it)")
     if dtype not in ("fp32", "fp16"):
         raise UsageError(f"--dtype must be fp32 or fp16, got {dtype!r}")
+    if cfg_scale is not None and not 1 <= cfg_scale <= 25:
+        raise UsageError(f"--default-cfg must be between 1 and 25, got {cfg_scale}")
+    if steps is not None and not all(1 <= n <= 100 for n in steps):
+        raise UsageError(f"--default-steps must be between 1 and 100 each, got {','.join(map(str, steps))}")
     checkpoint = load_checkpoint(checkpoint_dir)
+    if steps is not None and len(steps) == 1:
+        steps = steps * checkpoint.config.num_stages
+    if steps is not None and len(steps) != checkpoint.config.num_stages:
+        raise UsageError(f"--default-steps needs 1 or {checkpoint.config.num_stages} numbers (one per stage), "
+                         f"got {len(steps)}")
     names = resolve_class_names(checkpoint.config.num_classes, class_names_file)
     parameters = checkpoint.model.num_parameters()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +60,8 @@ def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: s
         del model
         manifest = build_manifest(config, name=name or checkpoint_dir.resolve().name, class_names=names,
                                   weights_sha256=sha, dtype=dtype, parameters=parameters,
-                                  model_file=MODEL_FILE, external_data_file=external)
+                                  model_file=MODEL_FILE, external_data_file=external, cfg_scale=cfg_scale,
+                                  steps=steps)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
         _replace_folder(staging, out_dir)
     except BaseException:
@@ -70,6 +81,13 @@ def _replace_folder(staging: Path, out_dir: Path) -> None:
         staging.rename(out_dir)
 
 
+def _steps(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pixelflow convert",
                                      description="Convert an official PixelFlow checkpoint folder to ONNX.")
@@ -79,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="model name recorded in pixelflow.json (default: the folder's name)")
     parser.add_argument("--class-names", type=Path, help="text file, one class name per line")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    parser.add_argument("--default-cfg", type=float, help="the model's default CFG scale (default 4, the demo's)")
+    parser.add_argument("--default-steps", type=_steps,
+                        help="the model's default steps per stage: one number, or one per stage (default 10)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         manifest = convert(args.checkpoint_dir, args.out_dir, dtype=args.dtype, name=args.name,
-                           class_names_file=args.class_names, force=args.force)
+                           class_names_file=args.class_names, force=args.force, cfg_scale=args.default_cfg,
+                           steps=args.default_steps)
     except (CheckpointError, UsageError) as error:
         print(f"pixelflow convert: {error}", file=sys.stderr)
         return 2

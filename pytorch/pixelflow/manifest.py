@@ -29,7 +29,9 @@ def default_class_label(names: Sequence[str]) -> int:
 
 def build_manifest(config: ModelConfig, *, name: str, class_names: Sequence[str], weights_sha256: str,
                    dtype: str, parameters: int, model_file: str = "model.onnx",
-                   external_data_file: str | None = None) -> dict:
+                   external_data_file: str | None = None, cfg_scale: float | None = None,
+                   steps: Sequence[int] | None = None) -> dict:
+    """cfg_scale and steps (one per stage) override the demo's sampling defaults for this model."""
     schedule = stages(config.num_stages, config.num_train_timesteps, DEFAULT_GAMMA)
     sizes = config.stage_resolutions()
     return {
@@ -73,9 +75,9 @@ def build_manifest(config: ModelConfig, *, name: str, class_names: Sequence[str]
         "classes": {"names": list(class_names), "null_label": config.null_label},
         "defaults": {
             "solver": DEMO_DEFAULTS["solver"],
-            "cfg_scale": DEMO_DEFAULTS["cfg_scale"],
+            "cfg_scale": DEMO_DEFAULTS["cfg_scale"] if cfg_scale is None else float(cfg_scale),
             "noise_shift": DEMO_DEFAULTS["noise_shift"],
-            "steps": [DEMO_DEFAULTS["steps_per_stage"]] * config.num_stages,
+            "steps": [DEMO_DEFAULTS["steps_per_stage"]] * config.num_stages if steps is None else list(steps),
             "num_images": DEMO_DEFAULTS["num_images"],
             "class_label": default_class_label(class_names),
         },

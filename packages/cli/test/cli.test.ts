@@ -71,6 +71,16 @@ describe('pixelflow convert: arguments', () => {
     );
   });
 
+  it.each([
+    [['--default-cfg', '0.5'], "--default-cfg must be a number from 1 to 25, not '0.5'"],
+    [['--default-cfg', 'high'], "--default-cfg must be a number from 1 to 25, not 'high'"],
+    [['--default-steps', '0'], "--default-steps must be an integer from 1 to 100, or one per stage separated by commas, not '0'"],
+    [['--default-steps', '10,x'], "--default-steps must be an integer from 1 to 100, or one per stage separated by commas, not '10,x'"],
+    [['--default-steps', '2.5'], "--default-steps must be an integer from 1 to 100, or one per stage separated by commas, not '2.5'"],
+  ])('rejects bad sampling defaults: %j', async (flags, message) => {
+    expectOneLineFailure(await pixelflow(['convert', 'ckpt', 'out', ...flags]), `pixelflow convert: ${message}`);
+  });
+
   it('rejects an extra positional', async () => {
     expectOneLineFailure(await pixelflow(['convert', 'a', 'b', 'c']), "pixelflow convert: unexpected argument 'c'");
   });
@@ -137,7 +147,10 @@ describe('pixelflow convert: Python hand-over', () => {
 
   it('runs python -m pixelflow.convert with absolute paths and exits with its status', async () => {
     const result = await pixelflow(
-      ['convert', 'ckpt', '/models/out', '--dtype', 'fp16', '--name', 'tiny model', '--class-names', 'names.txt', '--force'],
+      [
+        'convert', 'ckpt', '/models/out', '--dtype', 'fp16', '--name', 'tiny model', '--class-names', 'names.txt',
+        '--default-cfg', '2.5', '--default-steps', '4,6,8,10', '--force',
+      ],
       { PATH: emptyPath, PIXELFLOW_PYTHON: fakePython, FAKE_PYTHON_LOG: log() },
     );
     expect(result.stderr).toBe('');
@@ -153,6 +166,10 @@ describe('pixelflow convert: Python hand-over', () => {
       'tiny model',
       '--class-names',
       join(repoRoot, 'names.txt'),
+      '--default-cfg',
+      '2.5',
+      '--default-steps',
+      '4,6,8,10',
       '--force',
       `PYTHONPATH=${pythonSourceDir}`,
       '',

@@ -1,12 +1,11 @@
 import { join } from 'node:path';
-import { loadModelDir } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/sampler';
 import type { ModelManifest } from '@pixelflow/schemas';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   batchSeed,
   checkCompatible,
   DEFAULT_CLASSIFIER_DIR,
-  DEFAULT_MODEL_DIR,
   formatTables,
   markdownTable,
   parseEvalArgs,
@@ -49,7 +48,6 @@ describe('parseEvalArgs', () => {
     const a = args();
     expect(a).toMatchObject({
       model: DEFAULT_MODEL_DIR,
-      defaultModel: true,
       classifier: DEFAULT_CLASSIFIER_DIR,
       defaultClassifier: true,
       perClass: 50,
@@ -66,7 +64,6 @@ describe('parseEvalArgs', () => {
 
   it('reads lists: --cfg by commas, --steps by semicolons and each setting by commas', () => {
     const a = args('--model', TINY, '--cfg', '1,2.5,4', '--steps', '5;10,10,20,30', '--per-class', '3');
-    expect(a.defaultModel).toBe(false);
     expect(a.cfg).toEqual([1, 2.5, 4]);
     expect(a.steps).toEqual([5, [10, 10, 20, 30]]);
     expect(a.stepsText).toEqual(['5', '10,10,20,30']);

@@ -346,7 +346,6 @@ describe('pixelflow generate: bad input', () => {
 
   // Lazy: the temporary folder exists only once the tests run.
   const cases: [string, () => string[], () => string | RegExp][] = [
-    ['no --model', () => [], () => '--model DIR is required: the embedded default model is not shipped yet (it arrives in a later issue)'],
     ['an unknown class name', () => ['--class', 'dgo'], () => '--class "dgo" is not a class of this model'],
     [
       'a misspelt class name',
@@ -403,10 +402,9 @@ describe('pixelflow generate: bad input', () => {
   // Independent processes: run them side by side.
   it.concurrent.for(cases)('exits 2 with one line for %s', async ([, args, message], { expect }) => {
     const out = join(dir, `bad-out-${sha256(Buffer.from(JSON.stringify(args()))).slice(0, 12)}`);
-    const extra = args();
     // Later flags win in parseArgs, so a case's own --model or --out replaces the default.
-    const base = extra.length === 0 ? [] : ['--model', TINY, '--out', out, '--steps', '1', '--count', '1'];
-    const result = await pixelflow(['generate', ...base, ...extra]);
+    const base = ['--model', TINY, '--out', out, '--steps', '1', '--count', '1'];
+    const result = await pixelflow(['generate', ...base, ...args()]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     const lines = result.stderr.split('\n');

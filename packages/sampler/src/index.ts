@@ -1,4 +1,4 @@
-export { loadModelDir, MANIFEST_FILE, ModelDirError, type ModelDir } from './model-dir.ts';
+export { DEFAULT_MODEL_DIR, loadModelDir, MANIFEST_FILE, ModelDirError, type ModelDir } from './model-dir.ts';
 export {
   NpyError,
   parseNpy,

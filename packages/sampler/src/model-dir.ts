@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseModelManifest, type ModelManifest } from '@pixelflow/schemas';
 import { scheduleFor } from './scheduler.ts';
 
@@ -9,6 +10,12 @@ import { scheduleFor } from './scheduler.ts';
 // first thing an operator sees of a bad model is this message.
 
 export const MANIFEST_FILE = 'pixelflow.json';
+
+/**
+ * The embedded default model: our small MNIST PixelFlow, shipped in the repository
+ * (models/pixelflow-mnist), so that every entry point works offline on a fresh clone.
+ */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/pixelflow-mnist', import.meta.url));
 
 export interface ModelDir {
   /** Absolute path of the folder. */

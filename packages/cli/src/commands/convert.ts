@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { CliError, UsageError } from '../errors.ts';
-import { parseFlags } from '../flags.ts';
+import { numeric, parseFlags } from '../flags.ts';
 import { describeTried, findPython, installHint, pythonEnv, runPython } from '../python.ts';
 
 const COMMAND = 'convert';
@@ -23,6 +23,9 @@ Options:
                        inputs and outputs stay float32 either way
   --name NAME          model name recorded in pixelflow.json
   --class-names FILE   class names, one per line, in label order
+  --default-cfg G      the model's default CFG scale, 1..25 (default 4, the demo's)
+  --default-steps N    the model's default steps per stage: N, or one per stage
+                       (N,N,N,N), each 1..100 (default 10)
   --force              overwrite <out-dir> if it already exists
   -h, --help           show this help
 
@@ -41,6 +44,9 @@ export interface ConvertOptions {
   dtype: WeightDtype;
   name?: string;
   classNames?: string;
+  /** Sampling defaults written to pixelflow.json instead of the demo's. */
+  defaultCfg?: number;
+  defaultSteps?: number[];
   force: boolean;
 }
 
@@ -54,6 +60,8 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     dtype: { type: 'string', default: 'fp32' },
     name: { type: 'string' },
     'class-names': { type: 'string' },
+    'default-cfg': { type: 'string' },
+    'default-steps': { type: 'string' },
     force: { type: 'boolean', default: false },
   });
   if (parsed === 'help') return 'help';
@@ -68,6 +76,17 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     throw new UsageError(`--dtype must be fp32 or fp16, not '${values.dtype}'`, { command: COMMAND });
   }
   if (values.name !== undefined && values.name.trim() === '') throw new UsageError('--name must not be empty', { command: COMMAND });
+  const defaultCfg = values['default-cfg'] === undefined ? undefined : numeric(values['default-cfg']);
+  if (defaultCfg !== undefined && (typeof defaultCfg !== 'number' || !(defaultCfg >= 1 && defaultCfg <= 25))) {
+    throw new UsageError(`--default-cfg must be a number from 1 to 25, not '${values['default-cfg']}'`, { command: COMMAND });
+  }
+  const defaultSteps = values['default-steps']?.split(',').map(numeric);
+  if (defaultSteps !== undefined && !defaultSteps.every((n) => Number.isInteger(n) && +n >= 1 && +n <= 100)) {
+    throw new UsageError(
+      `--default-steps must be an integer from 1 to 100, or one per stage separated by commas, not '${values['default-steps']}'`,
+      { command: COMMAND },
+    );
+  }
 
   return {
     checkpointDir,
@@ -76,6 +95,8 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     force: values.force,
     ...(values.name !== undefined && { name: values.name }),
     ...(values['class-names'] !== undefined && { classNames: values['class-names'] }),
+    ...(defaultCfg !== undefined && { defaultCfg: defaultCfg as number }),
+    ...(defaultSteps !== undefined && { defaultSteps: defaultSteps as number[] }),
   };
 }
 
@@ -87,6 +108,8 @@ export function converterArgs(options: ConvertOptions): string[] {
   args.push('--dtype', options.dtype);
   if (options.name !== undefined) args.push('--name', options.name);
   if (options.classNames !== undefined) args.push('--class-names', resolve(options.classNames));
+  if (options.defaultCfg !== undefined) args.push('--default-cfg', String(options.defaultCfg));
+  if (options.defaultSteps !== undefined) args.push('--default-steps', options.defaultSteps.join(','));
   if (options.force) args.push('--force');
   return args;
 }

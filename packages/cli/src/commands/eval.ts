@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
+  DEFAULT_MODEL_DIR,
   encodePng,
   loadModelDir,
   ModelDirError,
@@ -52,7 +53,6 @@ const COMMAND = 'eval';
 
 export const EVAL_SUMMARY = 'Evaluate a class-conditional model: class accuracy and Fréchet distance by CFG and steps';
 
-export const DEFAULT_MODEL_DIR = join(repoRoot, 'models/pixelflow-mnist');
 export const DEFAULT_CLASSIFIER_DIR = join(repoRoot, 'models/digit-classifier');
 export const DEFAULT_PER_CLASS = 50;
 export const MAX_PER_CLASS = 10_000;
@@ -97,8 +97,6 @@ input, 130 interrupted (nothing written), 1 anything else.
 
 export interface EvalArgs {
   model: string;
-  /** --model was not given: a missing folder means our model is not shipped yet. */
-  defaultModel: boolean;
   classifier: string;
   defaultClassifier: boolean;
   perClass: number;
@@ -154,7 +152,6 @@ export function parseEvalArgs(args: readonly string[]): EvalArgs | 'help' {
 
   return {
     model: values.model ?? DEFAULT_MODEL_DIR,
-    defaultModel: values.model === undefined,
     classifier: values.classifier ?? DEFAULT_CLASSIFIER_DIR,
     defaultClassifier: values.classifier === undefined,
     perClass,
@@ -464,9 +461,6 @@ async function runCombination(
 }
 
 async function loadModelFolder(args: EvalArgs): Promise<ModelDir> {
-  if (args.defaultModel && !existsSync(args.model)) {
-    throw usage(`the default model is not there yet: ${args.model} does not exist (pass --model DIR)`);
-  }
   try {
     return await loadModelDir(args.model);
   } catch (error) {

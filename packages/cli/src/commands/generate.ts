@@ -2,6 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
+  DEFAULT_MODEL_DIR,
   encodePng,
   loadModelDir,
   ModelDirError,
@@ -45,15 +46,15 @@ const COMMAND = 'generate';
 
 export const GENERATE_SUMMARY = 'Generate images of a class with a converted model, as PNG files';
 
-export const GENERATE_USAGE = `Usage: pixelflow generate --model DIR [options]
+export const GENERATE_USAGE = `Usage: pixelflow generate [--model DIR] [options]
 
 ${GENERATE_SUMMARY}.
 Defaults come from the model's pixelflow.json (the released model: 4 images,
-Euler, 10 steps per stage, CFG 4, shift 1).
+Euler, 10 steps per stage, CFG 4, shift 1; our MNIST model: its card says).
 
 Options:
   --model DIR          converted model folder (pixelflow.json + model.onnx);
-                       required until the embedded default model ships
+                       default: models/pixelflow-mnist, the embedded MNIST model
   --class N|NAME       class index (0-based) or class name; a name matches
                        exactly, then ignoring case (default: the model's)
   --count N            images, 1..8
@@ -119,9 +120,6 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
   if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
   if (positionals.length > 0) throw usage(`unexpected argument '${positionals[0]}' (options take the form --name value)`);
-  if (values.model === undefined) {
-    throw usage('--model DIR is required: the embedded default model is not shipped yet (it arrives in a later issue)');
-  }
 
   const provider = values.provider as OnnxProvider;
   if (!PROVIDERS.includes(provider)) throw usage(`--provider must be cpu or cuda, not '${values.provider}'`);
@@ -144,7 +142,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
   if (values.solver !== undefined) request['solver'] = values.solver;
 
   return {
-    model: values.model,
+    model: values.model ?? DEFAULT_MODEL_DIR,
     request,
     provider,
     threads,
