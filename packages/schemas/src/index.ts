@@ -22,3 +22,20 @@ export {
   resolveGeneration,
   ResolvedGeneration,
 } from './generation.ts';
+export {
+  FieldProblem,
+  FINAL_EVENTS,
+  FINISHED_STATUSES,
+  Job,
+  JOB_EVENT_NAMES,
+  JOB_STATUSES,
+  JobError,
+  JobEventData,
+  JobImage,
+  JobProgress,
+  JobStatus,
+  Problem,
+  StagePreview,
+  type JobEventName,
+  type JobEventPayload,
+} from './jobs.ts';
