@@ -8,8 +8,9 @@ cosine decay, EMA weights, gradient clipping, light augmentation (random shifts 
 fixed seed. Every batch is split into fixed per-stage groups so that shapes never change.
 
 OUT_DIR holds `state.pt` (everything needed to resume, saved atomically every --save-every steps and
-when the time budget ends), `log.jsonl` (loss per stage) and `checkpoint/`, an official-format folder
-(config.yaml + model.pt with the EMA weights) ready for `pnpm pixelflow convert`.
+when the time budget ends), `log.jsonl` (loss per stage), `checkpoint/`, an official-format folder
+(config.yaml + model.pt with the EMA weights) ready for `pnpm pixelflow convert`, and
+`class_names.txt` for its --class-names.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from .checkpoint import save_checkpoint
 from .config import ModelConfig
-from .mnist_data import DataError, find_package, load_digits
+from .mnist_data import CLASS_NAMES, DataError, find_package, load_digits
 from .network import PixelFlowNet
 from .scheduler import STAGE_GRID_END, stages
 
@@ -155,6 +156,7 @@ def train(args: argparse.Namespace) -> int:
         generator.set_state(state["generator"])
         step, trained_seconds = state["step"], state["seconds"]
     out.mkdir(parents=True, exist_ok=True)
+    (out / "class_names.txt").write_text("".join(f"{name}\n" for name in CLASS_NAMES))
     print(f"training {sum(p.numel() for p in model.parameters()):,} parameters from step {step} "
           f"({len(images)} digits) into {out}", flush=True)
 

@@ -75,6 +75,7 @@ def test_a_run_saves_resumes_and_refuses_what_it_should(tmp_path):
     first = _train(out, "--steps", "3")
     assert first.returncode == 0, first.stderr
     assert load_checkpoint(out / "checkpoint").config.depth == 1  # official format, strict load
+    assert (out / "class_names.txt").read_text().splitlines() == [f"digit {d}" for d in range(10)]
     state = torch.load(out / "state.pt")
     assert state["step"] == 3
     refused = _train(out, "--steps", "3")
