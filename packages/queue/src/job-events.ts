@@ -1,0 +1,114 @@
+import type { Redis } from 'ioredis';
+import { JOB_EVENT_NAMES, type JobEventName, type JobEventPayload } from '@pixelflow/schemas';
+import type { Keys } from './keys.ts';
+
+// Each job's events live in a Redis stream of their own, so a client that
+// reconnects with Last-Event-ID gets exactly what it missed (stream entry ids
+// are the SSE ids) and a stream opened on a finished job replays it. Appending
+// also publishes the job id on one channel: API processes listen there with a
+// single subscriber connection, however many SSE clients they serve.
+
+export interface StoredEvent<N extends JobEventName = JobEventName> {
+  /** Stream entry id: increasing, usable as the SSE `id`. */
+  id: string;
+  name: N;
+  data: JobEventPayload<N>;
+}
+
+const STREAM_ID = /^\d+-\d+$/;
+
+export function isEventId(text: string): boolean {
+  return STREAM_ID.test(text);
+}
+
+function isEventName(name: string): name is JobEventName {
+  return (JOB_EVENT_NAMES as string[]).includes(name);
+}
+
+export class JobEvents {
+  private readonly redis: Redis;
+  private readonly keys: Keys;
+
+  constructor(redis: Redis, keys: Keys) {
+    this.redis = redis;
+    this.keys = keys;
+  }
+
+  async append<N extends JobEventName>(jobId: string, name: N, data: JobEventPayload<N>): Promise<string> {
+    const results = await this.redis
+      .multi()
+      .xadd(this.keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data))
+      .publish(this.keys.eventsChannel, jobId)
+      .exec();
+    const [error, id] = results?.[0] ?? [new Error('no reply from XADD')];
+    if (error) throw error;
+    return id as string;
+  }
+
+  /** Events after `afterId` (all when undefined), oldest first. */
+  async read(jobId: string, afterId?: string, count = 1000): Promise<StoredEvent[]> {
+    const start = afterId === undefined ? '-' : `(${afterId}`;
+    const entries = await this.redis.xrange(this.keys.events(jobId), start, '+', 'COUNT', count);
+    const events: StoredEvent[] = [];
+    for (const [id, fields] of entries) {
+      const record: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
+      const name = record['name'] ?? '';
+      if (!isEventName(name)) continue;
+      events.push({ id, name, data: JSON.parse(record['data'] ?? 'null') as JobEventPayload<typeof name> });
+    }
+    return events;
+  }
+
+  /** Makes the job's events expire with the job. */
+  async expireAt(jobId: string, at: Date): Promise<void> {
+    await this.redis.pexpireat(this.keys.events(jobId), at.getTime());
+  }
+}
+
+type Listener = () => void;
+
+/**
+ * One subscriber connection per process that wakes whoever follows a job when
+ * it has new events. Listeners then read the stream themselves, so a missed
+ * notification costs latency (until the follower's next poll), never an event.
+ */
+export class JobEventHub {
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private ready: Promise<unknown> | null = null;
+
+  private readonly subscriber: Redis;
+  private readonly keys: Keys;
+
+  constructor(subscriber: Redis, keys: Keys) {
+    this.subscriber = subscriber;
+    this.keys = keys;
+    subscriber.on('message', (channel: string, jobId: string) => {
+      if (channel !== keys.eventsChannel) return;
+      for (const listener of this.listeners.get(jobId) ?? []) listener();
+    });
+  }
+
+  async start(): Promise<void> {
+    this.ready ??= this.subscriber.subscribe(this.keys.eventsChannel);
+    await this.ready;
+  }
+
+  /** Calls `listener` whenever `jobId` gets events; returns the unsubscribe function. */
+  follow(jobId: string, listener: Listener): () => void {
+    let set = this.listeners.get(jobId);
+    if (!set) this.listeners.set(jobId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(jobId);
+    };
+  }
+
+  /** Jobs followed right now (for leak checks and metrics). */
+  get followed(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+}

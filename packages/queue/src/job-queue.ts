@@ -1,0 +1,68 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QUEUE_NAME, type Keys } from './keys.ts';
+
+// The BullMQ queue as the API sees it: put a job id in, ask where it stands,
+// count what waits. BullMQ carries only the id; everything else is in the
+// job's record (job-records.ts).
+
+export interface QueuedJobData {
+  id: string;
+}
+
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+}
+
+export class JobQueue {
+  readonly queue: Queue<QueuedJobData>;
+
+  constructor(connection: Redis, keys: Keys) {
+    this.queue = new Queue<QueuedJobData>(QUEUE_NAME, {
+      connection,
+      prefix: keys.prefix,
+      defaultJobOptions: {
+        // The record keeps the outcome; BullMQ's copy is only the delivery.
+        removeOnComplete: true,
+        removeOnFail: true,
+      },
+    });
+  }
+
+  async add(id: string): Promise<void> {
+    await this.queue.add('generate', { id }, { jobId: id });
+  }
+
+  /** Removes a job that no worker has taken yet; false when it is running or gone. */
+  async removeWaiting(id: string): Promise<boolean> {
+    const job = await this.queue.getJob(id);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== 'waiting' && state !== 'prioritized' && state !== 'delayed') return false;
+    try {
+      await job.remove();
+      return true;
+    } catch {
+      return false; // a worker locked it in the meantime
+    }
+  }
+
+  /** Ids of the jobs waiting to run, next first. */
+  async waitingIds(limit: number): Promise<string[]> {
+    const jobs = await this.queue.getJobs(['waiting', 'prioritized'], 0, limit - 1, true);
+    return jobs.map((job) => job.id ?? '').filter((id) => id !== '');
+  }
+
+  async depth(): Promise<QueueDepth> {
+    const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+    return {
+      waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0) + (counts['delayed'] ?? 0),
+      active: counts['active'] ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

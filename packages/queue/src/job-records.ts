@@ -1,0 +1,225 @@
+import type { Redis } from 'ioredis';
+import {
+  JobError,
+  JobImage,
+  JobProgress,
+  JobStatus,
+  ResolvedGeneration,
+  StagePreview,
+} from '@pixelflow/schemas';
+import { z } from 'zod';
+import type { Keys } from './keys.ts';
+
+// A job's record: a Redis hash that the API creates and reads and the worker
+// moves through its states. BullMQ only carries the job id to a worker; the
+// record is the truth about a job, so a canceled or finished job stays
+// visible until it expires, whatever BullMQ has done with its own entry.
+// State changes are Lua scripts, so the API's cancel and the worker's start
+// cannot both win.
+
+export type FinishedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'canceled'>;
+
+/** What the API writes when it accepts a job. */
+export interface NewJob {
+  id: string;
+  model: string;
+  parameters: ResolvedGeneration;
+  createdAt: Date;
+}
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  model: string;
+  parameters: ResolvedGeneration;
+  /** Times a worker has started it (2+ after a worker died mid-job). */
+  attempt: number;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  expiresAt: Date | null;
+  progress: JobProgress | null;
+  previews: StagePreview[];
+  images: JobImage[] | null;
+  error: JobError | null;
+  cancelRequested: boolean;
+}
+
+const PREVIEW_FIELD = 'preview:';
+
+// KEYS[1] job hash. ARGV: started_at (ISO). Returns the status after the call.
+const START = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'queued' or status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+  return 'running'
+end
+return status
+`;
+
+// KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset. ARGV: status, finished_at (ISO),
+// expires_at (ISO), expires_at (ms), field name, field JSON ('' for none), job id.
+// Only a running job (or a queued one, for cancel) finishes; returns the status after the call.
+const FINISH = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status ~= 'running' and status ~= 'queued' then return status end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'expires_at', ARGV[3])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
+return ARGV[1]
+`;
+
+// KEYS[1] job hash, KEYS[3] expiry zset. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id.
+// Returns 'canceled' (it was queued: done), 'running' (the worker must stop it), the finished
+// status it already had, or nil when there is no such job.
+const CANCEL = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'expires_at', ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+  return 'canceled'
+end
+if status == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+  return 'running'
+end
+return status
+`;
+
+function json<T>(schema: z.ZodType<T>, text: string | undefined): T | null {
+  return text === undefined || text === '' ? null : schema.parse(JSON.parse(text));
+}
+
+function date(text: string | undefined): Date | null {
+  return text === undefined || text === '' ? null : new Date(text);
+}
+
+export class JobRecords {
+  private readonly redis: Redis;
+  private readonly keys: Keys;
+
+  constructor(redis: Redis, keys: Keys) {
+    this.redis = redis;
+    this.keys = keys;
+  }
+
+  async create(job: NewJob): Promise<void> {
+    await this.redis.hset(this.keys.job(job.id), {
+      id: job.id,
+      status: 'queued',
+      model: job.model,
+      parameters: JSON.stringify(job.parameters),
+      attempt: 0,
+      created_at: job.createdAt.toISOString(),
+    });
+  }
+
+  /** Removes a record that never made it into the queue (enqueueing failed). */
+  async discard(id: string): Promise<void> {
+    await this.redis.del(this.keys.job(id), this.keys.events(id));
+  }
+
+  async get(id: string): Promise<JobRecord | null> {
+    const fields = await this.redis.hgetall(this.keys.job(id));
+    if (fields['status'] === undefined) return null;
+    const previews = Object.entries(fields)
+      .filter(([name]) => name.startsWith(PREVIEW_FIELD))
+      .map(([, value]) => StagePreview.parse(JSON.parse(value)))
+      .sort((a, b) => a.stage - b.stage);
+    return {
+      id,
+      status: JobStatus.parse(fields['status']),
+      model: fields['model'] ?? '',
+      parameters: ResolvedGeneration.parse(JSON.parse(fields['parameters'] ?? 'null')),
+      attempt: Number(fields['attempt'] ?? 0),
+      createdAt: date(fields['created_at']) ?? new Date(0),
+      startedAt: date(fields['started_at']),
+      finishedAt: date(fields['finished_at']),
+      expiresAt: date(fields['expires_at']),
+      progress: json(JobProgress, fields['progress']),
+      previews,
+      images: json(z.array(JobImage), fields['images']),
+      error: json(JobError, fields['error']),
+      cancelRequested: fields['cancel_requested'] === '1',
+    };
+  }
+
+  /** A worker takes the job: queued (or running, after a worker died) -> running. Returns the status after. */
+  async start(id: string, at: Date): Promise<JobStatus | null> {
+    const status = (await this.redis.eval(START, 1, this.keys.job(id), at.toISOString())) as string | null;
+    return status === null ? null : JobStatus.parse(status);
+  }
+
+  async setProgress(id: string, progress: JobProgress): Promise<void> {
+    await this.redis.hset(this.keys.job(id), 'progress', JSON.stringify(progress));
+  }
+
+  async addPreview(id: string, preview: StagePreview): Promise<void> {
+    await this.redis.hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
+  }
+
+  /**
+   * Ends a job that is running (or still queued): succeeded with its images, failed with an error,
+   * or canceled. A job that already ended keeps its first ending. Returns the status after.
+   */
+  async finish(
+    id: string,
+    outcome: { status: 'succeeded'; images: JobImage[] } | { status: 'failed'; error: JobError } | { status: 'canceled' },
+    at: Date,
+    retentionSeconds: number,
+  ): Promise<JobStatus | null> {
+    const expires = new Date(at.getTime() + retentionSeconds * 1000);
+    const [field, value] =
+      outcome.status === 'succeeded'
+        ? ['images', JSON.stringify(outcome.images)]
+        : outcome.status === 'failed'
+          ? ['error', JSON.stringify(outcome.error)]
+          : ['', ''];
+    const status = (await this.redis.eval(
+      FINISH,
+      3,
+      this.keys.job(id),
+      this.keys.events(id),
+      this.keys.expiry,
+      outcome.status,
+      at.toISOString(),
+      expires.toISOString(),
+      expires.getTime(),
+      field,
+      value,
+      id,
+    )) as string | null;
+    return status === null ? null : JobStatus.parse(status);
+  }
+
+  /** See CANCEL above. */
+  async requestCancel(id: string, at: Date, retentionSeconds: number): Promise<JobStatus | null> {
+    const expires = new Date(at.getTime() + retentionSeconds * 1000);
+    const status = (await this.redis.eval(
+      CANCEL,
+      3,
+      this.keys.job(id),
+      this.keys.events(id),
+      this.keys.expiry,
+      at.toISOString(),
+      expires.toISOString(),
+      expires.getTime(),
+      id,
+    )) as string | null;
+    return status === null ? null : JobStatus.parse(status);
+  }
+
+  /** Job ids whose retention ended by `now`, oldest first. */
+  async expired(now: Date, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.expiry, 0, now.getTime(), 'LIMIT', 0, limit);
+  }
+
+  /** Deletes a job's record and events (its files are the result store's business). */
+  async delete(id: string): Promise<void> {
+    await this.redis.multi().del(this.keys.job(id), this.keys.events(id)).zrem(this.keys.expiry, id).exec();
+  }
+}

@@ -1,0 +1,40 @@
+// Every Redis key and channel PixelFlow Serve uses, derived from one prefix so
+// that several deployments (or test runs) can share a Redis without touching
+// each other's data. BullMQ's own keys live under `${prefix}:${QUEUE_NAME}:*`.
+
+export const QUEUE_NAME = 'generate';
+
+export interface Keys {
+  readonly prefix: string;
+  /** Hash: one job's record (status, parameters, progress, result ...). */
+  job(id: string): string;
+  /** Stream: one job's events, in order; its entry ids are the SSE event ids. */
+  events(id: string): string;
+  /** Sorted set: finished job ids by the time (ms) their data expires. */
+  readonly expiry: string;
+  /** Pub/sub: "a job has new events" (message: the job id). */
+  readonly eventsChannel: string;
+  /** Pub/sub: "stop this job" (message: the job id). */
+  readonly cancelChannel: string;
+  /** String with a TTL: one worker's heartbeat (JSON), refreshed while it lives. */
+  worker(workerId: string): string;
+  /** Pattern matching every worker heartbeat key. */
+  readonly workerPattern: string;
+  /** Hash: measured sampler throughput, for ETAs. */
+  readonly throughput: string;
+}
+
+export function keys(prefix: string): Keys {
+  if (!/^[A-Za-z0-9_.-]+$/.test(prefix)) throw new Error(`Redis key prefix must be letters, digits, '_', '.' or '-', not '${prefix}'`);
+  return {
+    prefix,
+    job: (id) => `${prefix}:job:${id}`,
+    events: (id) => `${prefix}:job:${id}:events`,
+    expiry: `${prefix}:expiry`,
+    eventsChannel: `${prefix}:events`,
+    cancelChannel: `${prefix}:cancel`,
+    worker: (workerId) => `${prefix}:worker:${workerId}`,
+    workerPattern: `${prefix}:worker:*`,
+    throughput: `${prefix}:throughput`,
+  };
+}

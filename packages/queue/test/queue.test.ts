@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { ResolvedGeneration } from '@pixelflow/schemas';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connectRedis,
+  isEventId,
+  JobEventHub,
+  JobEvents,
+  JobQueue,
+  JobRecords,
+  keys as makeKeys,
+  liveWorkers,
+  publishCancel,
+  sendHeartbeat,
+  subscribeCancels,
+  type Keys,
+} from '../src/index.ts';
+
+// Against the real Redis on 127.0.0.1:6379 (REDIS_URL overrides), under a key
+// prefix of its own that is deleted afterwards.
+
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const parameters: ResolvedGeneration = {
+  class_label: 3,
+  class_name: 'digit 3',
+  num_images: 1,
+  seed: 1,
+  cfg_scale: 4,
+  noise_shift: 1,
+  steps: [2, 2, 2, 2],
+  solver: 'euler',
+};
+
+let redis: Redis;
+let subscriber: Redis;
+let k: Keys;
+let records: JobRecords;
+let events: JobEvents;
+
+beforeAll(async () => {
+  redis = connectRedis(REDIS_URL, 'client', 'queue-test');
+  subscriber = connectRedis(REDIS_URL, 'subscriber', 'queue-test-sub');
+  k = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+  records = new JobRecords(redis, k);
+  events = new JobEvents(redis, k);
+});
+
+afterAll(async () => {
+  const stale = await redis.keys(`${k.prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  redis.disconnect();
+  subscriber.disconnect();
+});
+
+const at = (s: number): Date => new Date(Date.UTC(2026, 10, 25, 12, 0, s));
+
+describe('job records', () => {
+  it('go queued -> running -> succeeded, keep the first ending and expire by the zset', async () => {
+    await records.create({ id: 'a1', model: 'm', parameters, createdAt: at(0) });
+    expect(await records.get('a1')).toMatchObject({ status: 'queued', attempt: 0, parameters, startedAt: null });
+    expect(await records.start('a1', at(1))).toBe('running');
+    await records.setProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
+    await records.addPreview('a1', { stage: 1, resolution: 8, url: '/p/1' });
+    await records.addPreview('a1', { stage: 0, resolution: 4, url: '/p/0' });
+    const image = { url: '/jobs/a1/images/0', width: 32, height: 32, sha256: 'b'.repeat(64) };
+    expect(await records.finish('a1', { status: 'succeeded', images: [image] }, at(2), 60)).toBe('succeeded');
+    expect(await records.finish('a1', { status: 'failed', error: { type: 'x', message: 'y' } }, at(3), 60)).toBe('succeeded');
+    const done = await records.get('a1');
+    expect(done).toMatchObject({ status: 'succeeded', attempt: 1, images: [image], error: null });
+    expect(done?.previews.map((p) => p.stage)).toEqual([0, 1]);
+    expect(done?.progress?.step).toBe(3);
+    expect(done?.expiresAt?.toISOString()).toBe(at(62).toISOString());
+    expect(await records.expired(at(61))).toEqual([]);
+    expect(await records.expired(at(62))).toEqual(['a1']);
+    await records.delete('a1');
+    expect(await records.get('a1')).toBeNull();
+  });
+
+  it('cancel a queued job at once, flag a running one, and leave a finished one alone', async () => {
+    await records.create({ id: 'c1', model: 'm', parameters, createdAt: at(0) });
+    expect(await records.requestCancel('c1', at(1), 60)).toBe('canceled');
+    // The worker that dequeues it afterwards must not run it.
+    expect(await records.start('c1', at(2))).toBe('canceled');
+
+    await records.create({ id: 'c2', model: 'm', parameters, createdAt: at(0) });
+    await records.start('c2', at(1));
+    expect(await records.requestCancel('c2', at(2), 60)).toBe('running');
+    expect((await records.get('c2'))?.cancelRequested).toBe(true);
+    expect(await records.finish('c2', { status: 'canceled' }, at(3), 60)).toBe('canceled');
+    expect(await records.requestCancel('c2', at(4), 60)).toBe('canceled');
+    expect(await records.requestCancel('nope', at(4), 60)).toBeNull();
+  });
+
+  it('count attempts when a job is started again after its worker died', async () => {
+    await records.create({ id: 'r1', model: 'm', parameters, createdAt: at(0) });
+    await records.start('r1', at(1));
+    expect(await records.start('r1', at(5))).toBe('running');
+    expect((await records.get('r1'))?.attempt).toBe(2);
+  });
+});
+
+describe('job events', () => {
+  it('are read in order, after a given id, with stream ids usable as SSE ids', async () => {
+    const first = await events.append('e1', 'queued', { position: 2 });
+    const second = await events.append('e1', 'started', { attempt: 1, steps_total: 8 });
+    await events.append('e1', 'progress', { stage: 0, stages: 4, step: 1, steps_total: 8, fraction: 0.125 });
+    expect(isEventId(first) && isEventId(second)).toBe(true);
+    expect((await events.read('e1')).map((e) => e.name)).toEqual(['queued', 'started', 'progress']);
+    const after = await events.read('e1', first);
+    expect(after.map((e) => e.id)[0]).toBe(second);
+    expect(after[0]?.data).toEqual({ attempt: 1, steps_total: 8 });
+    expect(await events.read('e1', after.at(-1)?.id)).toEqual([]);
+    expect(isEventId('12-x')).toBe(false);
+  });
+
+  it('wake the followers of that job only, through one subscriber connection', async () => {
+    const hub = new JobEventHub(subscriber.duplicate(), k);
+    await hub.start();
+    const woken: string[] = [];
+    const stopA = hub.follow('h1', () => woken.push('h1'));
+    const stopB = hub.follow('h2', () => woken.push('h2'));
+    expect(hub.followed).toBe(2);
+    await events.append('h1', 'canceled', { reason: 'test' });
+    await expect.poll(() => woken).toEqual(['h1']);
+    stopA();
+    stopB();
+    expect(hub.followed).toBe(0);
+  });
+});
+
+describe('cancel requests and worker heartbeats', () => {
+  it('reach a subscriber in another connection', async () => {
+    const received: string[] = [];
+    const listener = subscriber.duplicate();
+    await subscribeCancels(listener, k, (id) => received.push(id));
+    await publishCancel(redis, k, 'x9');
+    await expect.poll(() => received).toEqual(['x9']);
+    listener.disconnect();
+  });
+
+  it('list the workers whose heartbeat is alive', async () => {
+    expect(await liveWorkers(redis, k)).toEqual([]);
+    const heartbeat = {
+      worker_id: 'w1',
+      state: 'ready' as const,
+      model: { name: 'm', resolution: 32, stages: [4, 8, 16, 32], classes: 10, weights_sha256: 'c'.repeat(64) },
+      provider: 'cpu',
+      pid: process.pid,
+      hostname: 'here',
+      started_at: at(0).toISOString(),
+      sent_at: at(1).toISOString(),
+    };
+    await sendHeartbeat(redis, k, heartbeat, 1);
+    expect(await liveWorkers(redis, k)).toEqual([heartbeat]);
+    await expect.poll(() => liveWorkers(redis, k), { timeout: 3000, interval: 200 }).toEqual([]);
+  });
+});
+
+describe('the BullMQ queue', () => {
+  it('reports waiting order and depth, and removes a waiting job', async () => {
+    const queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'queue-test-bull'), k);
+    try {
+      for (const id of ['q1', 'q2', 'q3']) await queue.add(id);
+      expect(await queue.waitingIds(10)).toEqual(['q1', 'q2', 'q3']);
+      expect(await queue.depth()).toEqual({ waiting: 3, active: 0 });
+      expect(await queue.removeWaiting('q2')).toBe(true);
+      expect(await queue.removeWaiting('q2')).toBe(false);
+      expect(await queue.waitingIds(10)).toEqual(['q1', 'q3']);
+    } finally {
+      await queue.close();
+    }
+  });
+});
