@@ -292,7 +292,7 @@ describe.concurrent('pixelflow generate', () => {
   it('prints its usage for --help and is listed in pixelflow --help', async () => {
     const help = await pixelflow(['generate', '--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^Usage: pixelflow generate --model DIR \[options\]/);
+    expect(help.stdout).toMatch(/^Usage: pixelflow generate \[--model DIR\] \[options\]/);
     for (const flag of ['--class', '--count', '--seed', '--cfg', '--shift', '--steps', '--solver', '--provider', '--out', '--noise', '--dump', '--json', '--threads']) {
       expect(help.stdout).toContain(flag);
     }

@@ -45,3 +45,4 @@ export {
   type OnnxProvider,
 } from './onnx-model.ts';
 export { encodePng, pngChunk, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';
+export { encodeGeneratedPngs } from './generated-pngs.ts';

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   DEFAULT_MODEL_DIR,
-  encodePng,
+  encodeGeneratedPngs,
   loadModelDir,
   ModelDirError,
   noiseShapes,
@@ -22,7 +22,6 @@ import {
 } from '@pixelflow/sampler';
 import {
   GenerationError,
-  imageParameters,
   imageSeed,
   MAX_SEED,
   parseGenerationRequest,
@@ -208,23 +207,17 @@ export function pngFileName(seed: number, index: number): string {
   return `pixelflow-${seed}-${String(index).padStart(2, '0')}.png`;
 }
 
-/** One PNG per image, each with its parameters; a pure function of its inputs. */
+/** One PNG per image, each with its parameters, named by seed and index. */
 export function encodeImages(
   result: Pick<SampleResult, 'images' | 'width' | 'height'>,
   generation: ResolvedGeneration,
   manifest: ModelManifest,
   externalNoise: boolean,
 ): { name: string; data: Buffer }[] {
-  const { width, height } = result;
-  const pixels = width * height * 3;
-  return Array.from({ length: generation.num_images }, (_, i) => {
-    const parameters = imageParameters(generation, manifest, i, externalNoise);
-    const png = encodePng(result.images.subarray(i * pixels, (i + 1) * pixels), width, height, {
-      parameters: JSON.stringify(parameters),
-      Software: 'pixelflow-serve',
-    });
-    return { name: pngFileName(generation.seed, i), data: png };
-  });
+  return encodeGeneratedPngs(result, generation, manifest, externalNoise).map((data, i) => ({
+    name: pngFileName(generation.seed, i),
+    data,
+  }));
 }
 
 async function writeDump(dir: string, manifest: ModelManifest, count: number, result: SampleResult): Promise<void> {

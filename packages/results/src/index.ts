@@ -1,0 +1,1 @@
+export { LocalResultStore, ResultKeyError, resultKey, type ResultStore } from './result-store.ts';

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+
+// The worker writes a job's images and stage previews here and the API serves
+// them. Keys are relative paths like `<job id>/image-0.png`; the interface is
+// the part an S3-compatible store implements later (keys map to object keys).
+
+export interface ResultStore {
+  /** Stores `data` under `key`; readers see the whole object or nothing. */
+  put(key: string, data: Uint8Array): Promise<void>;
+  /** The object, or null when there is none. */
+  get(key: string): Promise<Buffer | null>;
+  /** Deletes every object of one job. */
+  deleteJob(jobId: string): Promise<void>;
+}
+
+export class ResultKeyError extends Error {
+  override name = 'ResultKeyError';
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** `<job id>/<name>`, refusing anything that could leave the store's folder. */
+export function resultKey(jobId: string, name: string): string {
+  for (const segment of [jobId, name]) {
+    if (!SEGMENT.test(segment) || segment.includes('..')) throw new ResultKeyError(`invalid result key segment '${segment}'`);
+  }
+  return `${jobId}/${name}`;
+}
+
+/** A folder on a local disk (shared by the API and the worker on one machine). */
+export class LocalResultStore implements ResultStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    const [jobId, name, ...rest] = key.split('/');
+    if (jobId === undefined || name === undefined || rest.length > 0) throw new ResultKeyError(`invalid result key '${key}'`);
+    const path = join(this.root, resultKey(jobId, name));
+    if (!path.startsWith(this.root + sep)) throw new ResultKeyError(`invalid result key '${key}'`);
+    return path;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const path = this.path(key);
+    await mkdir(dirname(path), { recursive: true });
+    // Write beside the target, then rename: a reader (or a worker killed mid-write) never
+    // leaves or sees half a file, and a retried job simply replaces its own files.
+    const partial = `${path}.${randomBytes(6).toString('hex')}.partial`;
+    try {
+      await writeFile(partial, data);
+      await rename(partial, path);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.path(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    resultKey(jobId, 'x');
+    await rm(join(this.root, jobId), { recursive: true, force: true });
+  }
+}
