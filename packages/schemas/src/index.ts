@@ -39,3 +39,4 @@ export {
   type JobEventName,
   type JobEventPayload,
 } from './jobs.ts';
+export { CommonEnv, EnvError, intVar, LogLevel, parseEnv, RedisPrefix, RedisUrl } from './env.ts';
