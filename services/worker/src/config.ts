@@ -1,0 +1,32 @@
+import { hostname } from 'node:os';
+import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
+import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
+import { z } from 'zod';
+
+// The worker's environment variables (documented in the README's
+// configuration table). Times are in milliseconds where BullMQ takes them.
+
+export const WorkerEnv = CommonEnv.extend({
+  MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
+  ORT_PROVIDER: z.enum(['cpu', 'cuda'], { error: 'must be cpu or cuda' }).default('cpu'),
+  ORT_DEVICE_ID: intVar(0, 64, 0),
+  /** Threads inside one onnxruntime operator; 0 = one per physical core. */
+  ORT_THREADS: intVar(0, 1024, 0),
+  /** How long a job's BullMQ lock lasts without renewal; a dead worker's job is retried after it. */
+  LOCK_DURATION_MS: intVar(1000, 3_600_000, 30_000),
+  STALLED_INTERVAL_MS: intVar(500, 3_600_000, 15_000),
+  HEARTBEAT_INTERVAL_MS: intVar(200, 60_000, 5_000),
+  /** On SIGTERM, how long the current job may take to finish before it is handed back to the queue. */
+  SHUTDOWN_GRACE_MS: intVar(0, 3_600_000, 20_000),
+  /** Port of the worker's own /metrics (0 = a free port; the log says which). */
+  WORKER_METRICS_PORT: intVar(0, 65535, 9464),
+  WORKER_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: "must be letters, digits, '_', '.' or '-'" }).optional(),
+});
+
+export type WorkerConfig = z.output<typeof WorkerEnv> & { WORKER_ID: string };
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  const parsed = parseEnv(WorkerEnv, env);
+  return { ...parsed, WORKER_ID: parsed.WORKER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}` };
+}

@@ -1,0 +1,65 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+// The worker's Prometheus metrics, served from its own small HTTP endpoint
+// (the API cannot see inside this process). Names follow Prometheus
+// conventions with the pixelflow_ prefix; the API exports the queue-side ones.
+
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly ready = new Gauge({ name: 'pixelflow_worker_ready', help: '1 when the model is loaded and jobs are taken', registers: [this.registry] });
+  readonly jobsFinished = new Counter({
+    name: 'pixelflow_jobs_finished_total',
+    help: 'Jobs this worker ended, by final status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly jobWait = new Histogram({
+    name: 'pixelflow_job_wait_seconds',
+    help: 'Time from job creation to its start on a worker',
+    buckets: [0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
+  readonly jobRun = new Histogram({
+    name: 'pixelflow_job_run_seconds',
+    help: 'Time a job ran on this worker, whatever its outcome',
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
+  readonly modelCall = new Histogram({
+    name: 'pixelflow_model_call_seconds',
+    help: 'One sampler step (one model call, CFG halves batched) by stage resolution',
+    labelNames: ['resolution'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly stepsPerSecond = new Gauge({
+    name: 'pixelflow_sampler_steps_per_second',
+    help: 'Sampler steps per second of the last job (one step = one model call for the whole batch)',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'pixelflow_worker_' });
+  }
+
+  /** Serves GET /metrics; resolves with the bound port. */
+  async serve(host: string, port: number): Promise<{ server: Server; port: number }> {
+    const server = createServer((request, response) => {
+      if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(error)}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return { server, port: (server.address() as AddressInfo).port };
+  }
+}

@@ -1,0 +1,229 @@
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  clearHeartbeat,
+  connectRedis,
+  JobEvents,
+  JobRecords,
+  keys as makeKeys,
+  QUEUE_NAME,
+  sendHeartbeat,
+  subscribeCancels,
+  type Keys,
+  type QueuedJobData,
+  type WorkerHeartbeat,
+} from '@pixelflow/queue';
+import { LocalResultStore } from '@pixelflow/results';
+import { loadModelDir, OnnxModel, type ModelDir } from '@pixelflow/sampler';
+import { pino, type Logger } from 'pino';
+import type { WorkerConfig } from './config.ts';
+import { WorkerMetrics } from './metrics.ts';
+import { ABORT_CANCELED, ABORT_SHUTDOWN, HandBack, runJob } from './run-job.ts';
+
+// The worker process: load the model once, announce readiness with a
+// heartbeat, take jobs one at a time from BullMQ, stop a job when the API
+// asks, sweep expired jobs, and on SIGTERM stop taking jobs, give the running
+// one a grace period, then hand it back to the queue and close.
+
+export interface RunningWorker {
+  readonly id: string;
+  readonly metricsPort: number;
+  /** Stops as on SIGTERM; resolves when everything is closed. */
+  stop(): Promise<void>;
+  readonly stopped: Promise<void>;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+export async function startWorker(config: WorkerConfig, log: Logger = pino({ level: config.LOG_LEVEL })): Promise<RunningWorker> {
+  const k: Keys = makeKeys(config.REDIS_PREFIX);
+  const id = config.WORKER_ID;
+  log = log.child({ worker_id: id });
+  const redis: Redis = connectRedis(config.REDIS_URL, 'worker', `pixelflow-worker-${id}`);
+  const subscriber: Redis = connectRedis(config.REDIS_URL, 'subscriber', `pixelflow-worker-${id}-cancel`);
+  const records = new JobRecords(redis, k);
+  const events = new JobEvents(redis, k);
+  const store = new LocalResultStore(config.RESULTS_DIR);
+  const metrics = new WorkerMetrics();
+  const startedAt = new Date().toISOString();
+
+  let state: WorkerHeartbeat['state'] = 'loading';
+  let provider: string = config.ORT_PROVIDER;
+  const running = new Map<string, AbortController>();
+
+  const served = await metrics.serve(config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
+  const metricsServer: Server = served.server;
+  log.info({ port: served.port }, `worker metrics on http://${config.WORKER_METRICS_HOST}:${served.port}/metrics`);
+
+  let modelDir: ModelDir;
+  try {
+    modelDir = await loadModelDir(config.MODEL_DIR);
+  } catch (error) {
+    metricsServer.close();
+    redis.disconnect();
+    subscriber.disconnect();
+    throw error;
+  }
+  const manifest = modelDir.manifest;
+  const heartbeat = (): WorkerHeartbeat => ({
+    worker_id: id,
+    state,
+    model: {
+      name: manifest.name,
+      resolution: manifest.resolution,
+      stages: manifest.stages.map((s) => s.resolution),
+      classes: manifest.classes.names.length,
+      weights_sha256: manifest.source.weights_sha256,
+    },
+    provider,
+    pid: process.pid,
+    hostname: hostname(),
+    started_at: startedAt,
+    sent_at: new Date().toISOString(),
+  });
+  const beat = async (): Promise<void> => {
+    try {
+      await sendHeartbeat(redis, k, heartbeat(), (config.HEARTBEAT_INTERVAL_MS * 3) / 1000);
+    } catch (error) {
+      log.warn({ err: error }, 'heartbeat failed');
+    }
+  };
+  const heartbeatTimer = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
+  await beat();
+
+  const loadStarted = performance.now();
+  let model: OnnxModel;
+  try {
+    model = await OnnxModel.load(modelDir, {
+      provider: config.ORT_PROVIDER,
+      deviceId: config.ORT_DEVICE_ID,
+      ...(config.ORT_THREADS > 0 && { intraOpNumThreads: config.ORT_THREADS }),
+    });
+  } catch (error) {
+    clearInterval(heartbeatTimer);
+    await clearHeartbeat(redis, k, id).catch(() => undefined);
+    metricsServer.close();
+    redis.disconnect();
+    subscriber.disconnect();
+    throw error;
+  }
+  provider = model.provider;
+  log.info(
+    { model: manifest.name, provider: model.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
+    'model loaded',
+  );
+
+  await subscribeCancels(subscriber, k, (jobId) => {
+    const controller = running.get(jobId);
+    if (controller) {
+      log.info({ job_id: jobId }, 'cancel requested');
+      controller.abort(ABORT_CANCELED);
+    }
+  });
+
+  const sweep = async (): Promise<void> => {
+    try {
+      for (const jobId of await records.expired(new Date())) {
+        await store.deleteJob(jobId);
+        await records.delete(jobId);
+        log.debug({ job_id: jobId }, 'expired job deleted');
+      }
+    } catch (error) {
+      log.warn({ err: error }, 'sweeping expired jobs failed');
+    }
+  };
+  const sweepTimer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
+  void sweep();
+
+  const bull = new Worker<QueuedJobData>(
+    QUEUE_NAME,
+    async (job: Job<QueuedJobData>, token?: string) => {
+      const jobId = job.data.id;
+      const controller = new AbortController();
+      running.set(jobId, controller);
+      const jobLog = log.child({ job_id: jobId });
+      try {
+        await runJob(
+          {
+            records,
+            events,
+            store,
+            model,
+            modelDir,
+            retentionSeconds: config.JOB_RETENTION_SECONDS,
+            log: jobLog,
+            metrics,
+            onThroughput: async (seconds) => {
+              await redis.hset(k.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
+            },
+          },
+          jobId,
+          controller.signal,
+        );
+      } catch (error) {
+        if (error instanceof HandBack) {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        throw error;
+      } finally {
+        running.delete(jobId);
+      }
+    },
+    {
+      connection: redis,
+      prefix: k.prefix,
+      concurrency: 1,
+      autorun: false,
+      lockDuration: config.LOCK_DURATION_MS,
+      stalledInterval: config.STALLED_INTERVAL_MS,
+      // A job whose worker died is retried once more before BullMQ gives up on it.
+      maxStalledCount: 2,
+    },
+  );
+  bull.on('error', (error) => log.error({ err: error }, 'queue error'));
+  bull.on('lockRenewalFailed', (ids) => {
+    log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
+    for (const jobId of ids) running.get(jobId)?.abort(ABORT_SHUTDOWN);
+  });
+  void bull.run().catch((error: unknown) => log.error({ err: error }, 'worker loop failed'));
+  state = 'ready';
+  metrics.ready.set(1);
+  await beat();
+  log.info({ queue: `${k.prefix}:${QUEUE_NAME}` }, 'worker ready');
+
+  let stopping: Promise<void> | undefined;
+  let markStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    markStopped = resolve;
+  });
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ running: [...running.keys()] }, 'stopping: no new jobs');
+      state = 'stopping';
+      metrics.ready.set(0);
+      await beat();
+      const closing = bull.close();
+      // The running job gets SHUTDOWN_GRACE_MS to finish; then it is handed back.
+      const grace = setTimeout(() => {
+        for (const controller of running.values()) controller.abort(ABORT_SHUTDOWN);
+      }, config.SHUTDOWN_GRACE_MS);
+      await closing;
+      clearTimeout(grace);
+      clearInterval(heartbeatTimer);
+      clearInterval(sweepTimer);
+      await clearHeartbeat(redis, k, id).catch(() => undefined);
+      await model.dispose();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await subscriber.quit().catch(() => undefined);
+      await redis.quit().catch(() => undefined);
+      log.info('stopped');
+      markStopped();
+    })();
+    return stopping;
+  };
+
+  return { id, metricsPort: served.port, stop, stopped };
+}

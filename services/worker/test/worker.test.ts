@@ -1,0 +1,124 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, liveWorkers, publishCancel, type Keys } from '@pixelflow/queue';
+import { LocalResultStore, resultKey } from '@pixelflow/results';
+import { readPngText } from '@pixelflow/sampler';
+import type { ResolvedGeneration } from '@pixelflow/schemas';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadWorkerConfig } from '../src/config.ts';
+import { startWorker, type RunningWorker } from '../src/worker.ts';
+
+// The worker in this process against the real Redis and the committed tiny model: jobs put on the
+// queue the way the API puts them run to their images, report progress and previews, and stop
+// when canceled. A lock shorter than the long job proves the lock is renewed while it computes.
+
+const TINY = fileURLToPath(new URL('../../../test/fixtures/tiny', import.meta.url));
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const LOCK_MS = 1000;
+
+let redis: Redis;
+let k: Keys;
+let records: JobRecords;
+let events: JobEvents;
+let queue: JobQueue;
+let results: string;
+let worker: RunningWorker;
+
+function parameters(overrides: Partial<ResolvedGeneration> = {}): ResolvedGeneration {
+  return { class_label: 3, class_name: 'class 3', num_images: 2, seed: 11, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler', ...overrides };
+}
+
+async function submit(id: string, p: ResolvedGeneration): Promise<void> {
+  await records.create({ id, model: 'tiny-random', parameters: p, createdAt: new Date() });
+  await queue.add(id);
+}
+
+beforeAll(async () => {
+  redis = connectRedis(REDIS_URL, 'client', 'worker-test');
+  k = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+  records = new JobRecords(redis, k);
+  events = new JobEvents(redis, k);
+  queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'worker-test-queue'), k);
+  results = await mkdtemp(join(tmpdir(), 'pixelflow-worker-'));
+  const config = loadWorkerConfig({
+    REDIS_URL,
+    REDIS_PREFIX: k.prefix,
+    MODEL_DIR: TINY,
+    RESULTS_DIR: results,
+    ORT_THREADS: '1',
+    WORKER_METRICS_PORT: '0',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    LOCK_DURATION_MS: String(LOCK_MS),
+    STALLED_INTERVAL_MS: '500',
+    HEARTBEAT_INTERVAL_MS: '500',
+    LOG_LEVEL: 'silent',
+  });
+  worker = await startWorker(config, pino({ level: 'silent' }));
+});
+
+afterAll(async () => {
+  await worker.stop();
+  await queue.close();
+  const stale = await redis.keys(`${k.prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  redis.disconnect();
+  await rm(results, { recursive: true, force: true });
+});
+
+describe('the worker', () => {
+  it('announces itself ready with its model', async () => {
+    const [live] = await liveWorkers(redis, k);
+    expect(live).toMatchObject({ worker_id: worker.id, state: 'ready', provider: 'cpu', model: { name: 'tiny-random', stages: [4, 8, 16, 32] } });
+  });
+
+  it('runs a job to its images, with progress, stage previews and events in order', async () => {
+    await submit('ok1', parameters());
+    await expect.poll(async () => (await records.get('ok1'))?.status, { timeout: 30_000, interval: 100 }).toBe('succeeded');
+    const record = await records.get('ok1');
+    expect(record?.progress).toEqual({ stage: 3, stages: 4, step: 8, steps_total: 8, fraction: 1 });
+    expect(record?.previews.map((p) => p.resolution)).toEqual([4, 8, 16, 32]);
+    expect(record?.images).toHaveLength(2);
+    const store = new LocalResultStore(results);
+    for (const [index, image] of (record?.images ?? []).entries()) {
+      const png = await store.get(resultKey('ok1', `image-${index}.png`));
+      expect(png).not.toBeNull();
+      expect(createHash('sha256').update(png as Buffer).digest('hex')).toBe(image.sha256);
+      expect(JSON.parse(readPngText(png as Buffer)['parameters'] ?? '{}')).toMatchObject({ seed: 11, image_index: index, class_label: 3 });
+    }
+    const names = (await events.read('ok1')).map((e) => e.name);
+    expect(names[0]).toBe('started');
+    expect(names.filter((n) => n === 'progress')).toHaveLength(8);
+    expect(names.filter((n) => n === 'stage')).toHaveLength(4);
+    expect(names.at(-1)).toBe('succeeded');
+  });
+
+  it('keeps the lock of a job that runs longer than the lock duration (no stall, no second attempt)', async () => {
+    // 8 images x 4 stages x 100 steps with CFG on the tiny model: a few seconds here, several 1 s locks.
+    await submit('long1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
+    await expect.poll(async () => (await records.get('long1'))?.status, { timeout: 60_000, interval: 100 }).toBe('succeeded');
+    const record = await records.get('long1');
+    const ranMs = (record?.finishedAt?.getTime() ?? 0) - (record?.startedAt?.getTime() ?? 0);
+    expect(ranMs).toBeGreaterThan(2 * LOCK_MS);
+    // A lost lock would have made BullMQ's stalled check (every 500 ms) start it again.
+    expect(record?.attempt).toBe(1);
+    expect((await events.read('long1')).filter((e) => e.name === 'started')).toHaveLength(1);
+  });
+
+  it('stops a running job within a model call when canceled, keeping the previews it reached', async () => {
+    await submit('cancel1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
+    await expect.poll(async () => (await records.get('cancel1'))?.previews.length ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
+    expect(await records.requestCancel('cancel1', new Date(), 3600)).toBe('running');
+    await publishCancel(redis, k, 'cancel1');
+    await expect.poll(async () => (await records.get('cancel1'))?.status, { timeout: 10_000, interval: 20 }).toBe('canceled');
+    const record = await records.get('cancel1');
+    expect(record?.previews.length).toBeGreaterThan(0);
+    expect(record?.progress?.step).toBeLessThan(400);
+    expect(record?.images).toBeNull();
+    expect((await events.read('cancel1')).at(-1)?.name).toBe('canceled');
+  });
+});
