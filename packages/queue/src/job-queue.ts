@@ -54,6 +54,12 @@ export class JobQueue {
     return jobs.map((job) => job.id ?? '').filter((id) => id !== '');
   }
 
+  /** Ids of the jobs workers are running. */
+  async activeIds(): Promise<string[]> {
+    const jobs = await this.queue.getJobs(['active'], 0, -1, true);
+    return jobs.map((job) => job.id ?? '').filter((id) => id !== '');
+  }
+
   async depth(): Promise<QueueDepth> {
     const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
     return {

@@ -73,15 +73,15 @@ return ARGV[1]
 `;
 
 // KEYS[1] job hash, KEYS[3] expiry zset. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id.
-// Returns 'canceled' (it was queued: done), 'running' (the worker must stop it), the finished
-// status it already had, or nil when there is no such job.
+// Returns the status BEFORE the call: 'queued' (now canceled), 'running' (flagged: the worker must
+// stop it), a finished status (nothing changed), or nil when there is no such job.
 const CANCEL = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'expires_at', ARGV[2])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-  return 'canceled'
+  return 'queued'
 end
 if status == 'running' then
   redis.call('HSET', KEYS[1], 'cancel_requested', '1')
@@ -148,6 +148,20 @@ export class JobRecords {
     };
   }
 
+  /** The parameters and progress of several jobs in one round trip (missing jobs are left out). */
+  async workOf(ids: readonly string[]): Promise<Pick<JobRecord, 'id' | 'parameters' | 'progress'>[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.job(id), 'parameters', 'progress');
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.flatMap((id, i) => {
+      const [error, values] = replies[i] ?? [null, null];
+      const [parameters, progress] = (values as (string | null)[] | null) ?? [];
+      if (error || !parameters) return [];
+      return [{ id, parameters: ResolvedGeneration.parse(JSON.parse(parameters)), progress: json(JobProgress, progress ?? undefined) }];
+    });
+  }
+
   /** A worker takes the job: queued (or running, after a worker died) -> running. Returns the status after. */
   async start(id: string, at: Date): Promise<JobStatus | null> {
     const status = (await this.redis.eval(START, 1, this.keys.job(id), at.toISOString())) as string | null;
@@ -196,7 +210,7 @@ export class JobRecords {
     return status === null ? null : JobStatus.parse(status);
   }
 
-  /** See CANCEL above. */
+  /** Cancels a queued job, flags a running one; returns the status before (see CANCEL above). */
   async requestCancel(id: string, at: Date, retentionSeconds: number): Promise<JobStatus | null> {
     const expires = new Date(at.getTime() + retentionSeconds * 1000);
     const status = (await this.redis.eval(

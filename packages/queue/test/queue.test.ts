@@ -79,7 +79,8 @@ describe('job records', () => {
 
   it('cancel a queued job at once, flag a running one, and leave a finished one alone', async () => {
     await records.create({ id: 'c1', model: 'm', parameters, createdAt: at(0) });
-    expect(await records.requestCancel('c1', at(1), 60)).toBe('canceled');
+    expect(await records.requestCancel('c1', at(1), 60)).toBe('queued');
+    expect((await records.get('c1'))?.status).toBe('canceled');
     // The worker that dequeues it afterwards must not run it.
     expect(await records.start('c1', at(2))).toBe('canceled');
 

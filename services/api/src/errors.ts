@@ -1,0 +1,67 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import type { FieldProblem } from '@pixelflow/schemas';
+import type { z } from 'zod';
+import { problem, sendProblem } from './problems.ts';
+
+// Every error leaves the API as problem+json: schema validation (with each
+// failing field), Fastify's own errors (body too large, wrong content type,
+// malformed JSON), unknown routes, and anything unexpected (500, logged).
+
+type FieldProblem = z.infer<typeof FieldProblem>;
+
+/** `/steps/2` -> `steps[2]`. */
+function fieldPath(instancePath: string): string {
+  let out = '';
+  for (const segment of instancePath.split('/').filter((s) => s !== '')) {
+    out += /^\d+$/.test(segment) ? `[${segment}]` : out === '' ? segment : `.${segment}`;
+  }
+  return out;
+}
+
+interface ZodValidationItem {
+  keyword: string;
+  instancePath: string;
+  message: string;
+  params: { keys?: string[] };
+}
+
+export function fieldProblems(validation: readonly ZodValidationItem[], context: string | undefined): FieldProblem[] {
+  return validation.flatMap((item): FieldProblem[] => {
+    if (item.keyword === 'unrecognized_keys') {
+      return (item.params.keys ?? []).map((key) => ({ path: key, message: `is not a field of this ${context === 'body' ? 'request' : context ?? 'request'}` }));
+    }
+    const path = fieldPath(item.instancePath);
+    return [{ path: path === '' ? (context ?? 'body') : path, message: path === '' && item.message.startsWith('Invalid input') ? 'must be a JSON object' : item.message }];
+  });
+}
+
+export function describeFields(errors: readonly FieldProblem[]): string {
+  return errors.map((e) => `${e.path} ${e.message}`).join('; ');
+}
+
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const errors = fieldProblems(error.validation as unknown as ZodValidationItem[], error.validationContext);
+      return sendProblem(reply, problem('validation', describeFields(errors), { errors, instance: request.url }));
+    }
+    switch (error.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendProblem(reply, problem('body-too-large', error.message, { instance: request.url }));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendProblem(reply, problem('unsupported-media-type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not application/json`, { instance: request.url }));
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return sendProblem(reply, problem('validation', 'the body is not valid JSON', { errors: [{ path: 'body', message: 'must be valid JSON' }], instance: request.url }));
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendProblem(reply, problem('validation', error.message, { instance: request.url }));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problem('internal', `request ${request.id} failed; the server log has the details`, { instance: request.url }));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem('not-found', `no route ${request.method} ${request.url.split('?')[0]}`, { instance: request.url })),
+  );
+}

@@ -1,0 +1,32 @@
+import type { FastifyReply } from 'fastify';
+import type { Problem } from '@pixelflow/schemas';
+
+// RFC 9457 problem details for every error the API returns. Each kind has a
+// stable `type` (a path on this API, where GET explains it) and a fixed title;
+// `detail` says what happened this time.
+
+export const PROBLEMS = {
+  validation: { status: 400, title: 'Invalid request', about: 'The request body, a path parameter or a query parameter breaks a rule; `errors` lists each failing field.' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Request bodies must be application/json.' },
+  'body-too-large': { status: 413, title: 'Request body too large', about: 'The body exceeds the configured BODY_LIMIT_BYTES.' },
+  'not-found': { status: 404, title: 'Not found', about: 'No such route, job, image or preview (jobs and their files expire after the retention period).' },
+  'job-finished': { status: 409, title: 'Job already finished', about: 'A job that succeeded, failed or was canceled cannot be canceled.' },
+  'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
+  'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis is unreachable or no worker has its model loaded; retry later.' },
+  internal: { status: 500, title: 'Internal error', about: 'Something failed on our side; the log has the details under the request id.' },
+} as const;
+
+export type ProblemKind = keyof typeof PROBLEMS;
+
+export function problemType(kind: ProblemKind): string {
+  return `/problems/${kind}`;
+}
+
+export function problem(kind: ProblemKind, detail: string, extra: Pick<Problem, 'errors' | 'instance'> = {}): Problem {
+  const { status, title } = PROBLEMS[kind];
+  return { type: problemType(kind), title, status, detail, ...extra };
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(body.status).headers(headers).type('application/problem+json').send(body);
+}

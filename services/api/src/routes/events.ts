@@ -1,0 +1,125 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { isEventId, type StoredEvent } from '@pixelflow/queue';
+import { FINAL_EVENTS, Problem } from '@pixelflow/schemas';
+import { z } from 'zod';
+import type { ApiContext } from '../context.ts';
+import { problem, sendProblem } from '../problems.ts';
+
+// GET /jobs/:id/events: the job's events as Server-Sent Events, for
+// EventSource. Events come from the job's Redis stream, so a reconnecting
+// client (Last-Event-ID) gets exactly what it missed and a stream opened on a
+// finished job replays it and closes. New events are pushed by the process's
+// one subscriber connection; each heartbeat also re-reads the stream, so a
+// lost notification only delays an event. Streams end when the job ends, the
+// client leaves, or the server closes.
+
+const RETRY_MS = 2000;
+
+function format(event: StoredEvent): string {
+  return `id: ${event.id}\nevent: ${event.name}\ndata: ${JSON.stringify(event.data)}\n\n`;
+}
+
+export function eventRoutes(ctx: ApiContext) {
+  return async function (app: FastifyInstance): Promise<void> {
+    app.withTypeProvider<ZodTypeProvider>().get(
+      '/jobs/:id/events',
+      {
+        schema: {
+          summary: 'The job’s progress as Server-Sent Events',
+          description:
+            'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
+          tags: ['jobs'],
+          params: z.object({ id: z.string().min(1).max(64) }),
+          querystring: z.object({ last_event_id: z.string().max(64).optional() }),
+          headers: z.object({ 'last-event-id': z.string().max(64).optional() }).loose(),
+          response: {
+            200: z.string().meta({ description: 'text/event-stream' }),
+            400: Problem,
+            404: Problem,
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const lastEventId = request.headers['last-event-id'] ?? request.query.last_event_id;
+        if (lastEventId !== undefined && !isEventId(lastEventId)) {
+          return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] }));
+        }
+        if (!(await ctx.records.get(id))) {
+          return sendProblem(reply, problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance: `/jobs/${id}/events` }));
+        }
+
+        reply.hijack();
+        const raw = reply.raw;
+        raw.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache, no-transform',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        raw.write(`retry: ${RETRY_MS}\n\n`);
+        ctx.metrics.sseStreams.inc();
+        const started = performance.now();
+
+        let cursor = lastEventId;
+        let closed = false;
+        let pumping: Promise<void> | null = null;
+        let again = false;
+
+        const close = (): void => {
+          if (closed) return;
+          closed = true;
+          clearInterval(heartbeat);
+          unfollow();
+          ctx.streams.delete(close);
+          ctx.metrics.sseStreams.dec();
+          ctx.metrics.httpDuration.observe({ method: 'GET', route: '/jobs/:id/events', status_code: '200' }, (performance.now() - started) / 1000);
+          if (!raw.writableEnded) raw.end();
+        };
+
+        const pumpOnce = async (): Promise<void> => {
+          const events = await ctx.events.read(id, cursor);
+          for (const event of events) {
+            if (closed) return;
+            raw.write(format(event));
+            cursor = event.id;
+            if (FINAL_EVENTS.includes(event.name)) {
+              close();
+              return;
+            }
+          }
+          if (events.length === 0 && !(await ctx.records.get(id))) close(); // expired meanwhile
+        };
+        // One read at a time, in order; a wake-up during a read runs one more.
+        const pump = (): void => {
+          if (closed) return;
+          if (pumping) {
+            again = true;
+            return;
+          }
+          pumping = pumpOnce()
+            .catch((error: unknown) => {
+              request.log.warn({ err: error, job_id: id }, 'reading job events failed');
+            })
+            .finally(() => {
+              pumping = null;
+              if (again) {
+                again = false;
+                pump();
+              }
+            });
+        };
+
+        const unfollow = ctx.hub.follow(id, pump);
+        const heartbeat = setInterval(() => {
+          if (!closed) raw.write(': heartbeat\n\n');
+          pump();
+        }, ctx.config.SSE_HEARTBEAT_MS);
+        ctx.streams.add(close);
+        raw.on('close', close);
+        pump();
+      },
+    );
+  };
+}

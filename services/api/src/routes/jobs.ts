@@ -1,0 +1,186 @@
+import { randomBytes, randomInt, createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { publishCancel } from '@pixelflow/queue';
+import { resultKey } from '@pixelflow/results';
+import { GenerationError, GenerationRequest, Job, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
+import { z } from 'zod';
+import type { ApiContext } from '../context.ts';
+import { jobView, jobWork, remainingWork, type QueueSnapshot } from '../job-view.ts';
+import { problem, sendProblem } from '../problems.ts';
+
+// POST /jobs, GET /jobs/:id, DELETE /jobs/:id and the job's PNGs.
+
+const JobId = z.string().min(1).max(64).meta({ description: 'The id returned by POST /jobs' });
+const JobParams = z.object({ id: JobId });
+/** How many waiting jobs a status request looks through for its position and ETA. */
+const POSITION_SCAN = 1000;
+
+function newJobId(): string {
+  // Not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
+  return `j${randomBytes(12).toString('hex')}`;
+}
+
+async function queueSnapshot(ctx: ApiContext): Promise<QueueSnapshot> {
+  const [waiting, active, rate] = await Promise.all([
+    ctx.queue.waitingIds(POSITION_SCAN),
+    ctx.queue.activeIds(),
+    ctx.redis.hget(ctx.keys.throughput, 'seconds_per_image_step'),
+  ]);
+  const running = await ctx.records.workOf(active);
+  return {
+    waiting,
+    runningWork: running.reduce((sum, r) => sum + remainingWork(r), 0),
+    secondsPerImageStep: rate === null ? null : Number(rate),
+  };
+}
+
+async function viewOf(ctx: ApiContext, id: string): Promise<Job | null> {
+  const record = await ctx.records.get(id);
+  if (!record) return null;
+  if (record.status !== 'queued' && record.status !== 'running') return jobView(record, { waiting: [], runningWork: 0, secondsPerImageStep: null });
+  const snapshot = await queueSnapshot(ctx);
+  const index = snapshot.waiting.indexOf(id);
+  const ahead = index > 0 ? await ctx.records.workOf(snapshot.waiting.slice(0, index)) : [];
+  return jobView(record, snapshot, ahead.reduce((sum, r) => sum + jobWork(r), 0));
+}
+
+function notFound(id: string): Problem {
+  return problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance: `/jobs/${id}` });
+}
+
+export function jobRoutes(ctx: ApiContext) {
+  return async function (app: FastifyInstance): Promise<void> {
+    const api = app.withTypeProvider<ZodTypeProvider>();
+
+    api.post(
+      '/jobs',
+      {
+        schema: {
+          summary: 'Create a generation job',
+          description: 'Validates the request, fills in the model defaults (and a random seed when none is given) and queues it. Follow it with GET /jobs/{id} or GET /jobs/{id}/events.',
+          tags: ['jobs'],
+          body: GenerationRequest,
+          response: { 202: Job, 400: Problem, 503: Problem },
+        },
+      },
+      async (request, reply) => {
+        let parameters;
+        try {
+          parameters = resolveGeneration(request.body, ctx.manifest, () => randomInt(0, MAX_SEED + 1));
+        } catch (error) {
+          if (!(error instanceof GenerationError)) throw error;
+          ctx.metrics.jobsRejected.inc({ reason: 'validation' });
+          const path = error.field.map((f, i) => (typeof f === 'number' ? `[${f}]` : i === 0 ? f : `.${f}`)).join('');
+          return sendProblem(reply, problem('validation', error.message, { errors: [{ path, message: error.reason }], instance: '/jobs' }));
+        }
+        const depth = await ctx.queue.depth();
+        if (depth.waiting + depth.active >= ctx.config.QUEUE_CAP) {
+          ctx.metrics.jobsRejected.inc({ reason: 'queue_full' });
+          const rate = Number((await ctx.redis.hget(ctx.keys.throughput, 'seconds_per_image_step')) ?? 'NaN');
+          const perJob = Number.isFinite(rate) ? rate * jobWork({ parameters }) : 10;
+          const retryAfter = String(Math.max(1, Math.ceil(perJob)));
+          return sendProblem(reply, problem('queue-full', `${depth.waiting + depth.active} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})`, { instance: '/jobs' }), { 'retry-after': retryAfter });
+        }
+        const id = newJobId();
+        await ctx.records.create({ id, model: ctx.manifest.name, parameters, createdAt: new Date() });
+        try {
+          // The queued event goes first: once queued, a worker may report `started` at once.
+          await ctx.events.append(id, 'queued', { position: depth.waiting + 1 });
+          await ctx.queue.add(id);
+        } catch (error) {
+          await ctx.records.discard(id).catch(() => undefined);
+          throw error;
+        }
+        ctx.metrics.jobsCreated.inc();
+        const view = await viewOf(ctx, id);
+        request.log.info({ job_id: id, parameters }, 'job created');
+        return reply.code(202).header('location', `/jobs/${id}`).send(view as Job);
+      },
+    );
+
+    api.get(
+      '/jobs/:id',
+      { schema: { summary: 'A job: status, parameters, progress, position, ETA, result', tags: ['jobs'], params: JobParams, response: { 200: Job, 404: Problem } } },
+      async (request, reply) => {
+        const view = await viewOf(ctx, request.params.id);
+        if (!view) return sendProblem(reply, notFound(request.params.id));
+        return view;
+      },
+    );
+
+    api.delete(
+      '/jobs/:id',
+      {
+        schema: {
+          summary: 'Cancel a job',
+          description: 'A queued job is canceled at once (200). A running job stops within one model call (202; follow it until its status is canceled) and keeps the stage previews it reached.',
+          tags: ['jobs'],
+          params: JobParams,
+          response: { 200: Job, 202: Job, 404: Problem, 409: Problem },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const now = new Date();
+        const before = await ctx.records.requestCancel(id, now, ctx.config.JOB_RETENTION_SECONDS);
+        if (before === null) return sendProblem(reply, notFound(id));
+        if (before === 'queued') {
+          // Canceled before any worker ran it: the API reports it, as no worker will.
+          await ctx.queue.removeWaiting(id);
+          await ctx.events.append(id, 'canceled', { reason: 'canceled by request' });
+          await ctx.events.expireAt(id, new Date(now.getTime() + ctx.config.JOB_RETENTION_SECONDS * 1000));
+        } else if (before === 'running') {
+          await publishCancel(ctx.redis, ctx.keys, id);
+        }
+        if (before === 'queued' || before === 'running') {
+          request.log.info({ job_id: id, was: before }, 'job cancel requested');
+          return reply.code(before === 'queued' ? 200 : 202).send((await viewOf(ctx, id)) as Job);
+        }
+        return sendProblem(reply, problem('job-finished', `job ${id} already ${before}`, { instance: `/jobs/${id}` }));
+      },
+    );
+
+    const servePng = (kind: 'images' | 'previews') =>
+      async function (this: FastifyInstance, request: { params: { id: string; n: number }; headers: Record<string, string | string[] | undefined> }, reply: import('fastify').FastifyReply) {
+        const { id, n } = request.params;
+        const record = await ctx.records.get(id);
+        const missing = (): unknown => sendProblem(reply, problem('not-found', `job ${JSON.stringify(id)} has no ${kind === 'images' ? 'image' : 'preview'} ${n}`, { instance: `/jobs/${id}/${kind}/${n}` }));
+        if (!record) return sendProblem(reply, notFound(id));
+        const known = kind === 'images' ? record.images?.[n] : record.previews.find((p) => p.stage === n);
+        if (!known) return missing();
+        const png = await ctx.store.get(resultKey(id, kind === 'images' ? `image-${n}.png` : `stage-${n}.png`));
+        if (!png) return missing();
+        const etag = `"${kind === 'images' && record.images?.[n] ? record.images[n].sha256 : createHash('sha256').update(png).digest('hex')}"`;
+        reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
+        if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+        return reply.type('image/png').send(png);
+      };
+
+    api.get(
+      '/jobs/:id/images/:n',
+      {
+        schema: {
+          summary: 'A generated image (PNG with its parameters in an iTXt chunk)',
+          tags: ['jobs'],
+          params: z.object({ id: JobId, n: z.coerce.number().int().min(0).max(7) }),
+          response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
+        },
+      },
+      servePng('images'),
+    );
+
+    api.get(
+      '/jobs/:id/previews/:n',
+      {
+        schema: {
+          summary: 'The preview PNG of image 0 at the end of stage n (0-based)',
+          tags: ['jobs'],
+          params: z.object({ id: JobId, n: z.coerce.number().int().min(0).max(15) }),
+          response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
+        },
+      },
+      servePng('previews'),
+    );
+  };
+}

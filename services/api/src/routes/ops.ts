@@ -1,0 +1,120 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { liveWorkers, pingRedis, type WorkerHeartbeat } from '@pixelflow/queue';
+import { Problem } from '@pixelflow/schemas';
+import { z } from 'zod';
+import type { ApiContext } from '../context.ts';
+import { problem, PROBLEMS, sendProblem, type ProblemKind } from '../problems.ts';
+
+// The model, health, readiness, metrics and the problem types' explanations.
+
+const ModelStatus = z.enum(['ready', 'loading', 'unavailable']).meta({
+  description: 'ready: a worker has this model loaded; loading: a worker is loading it; unavailable: no live worker',
+});
+
+const ModelInfo = z
+  .object({
+    name: z.string(),
+    resolution: z.int(),
+    stages: z.array(z.object({ index: z.int(), resolution: z.int() })),
+    classes: z.int().meta({ description: 'Number of classes; GET /models/classes lists them' }),
+    parameters: z.int(),
+    dtype: z.string(),
+    defaults: z.object({
+      solver: z.string(),
+      cfg_scale: z.number(),
+      noise_shift: z.number(),
+      steps: z.array(z.int()),
+      num_images: z.int(),
+      class_label: z.int(),
+    }),
+    status: ModelStatus,
+    provider: z.string().nullable().meta({ description: 'Execution provider of the ready worker (cpu or cuda)' }),
+    workers: z.int().meta({ description: 'Live workers serving this model' }),
+  })
+  .meta({ id: 'ModelInfo' });
+
+const ClassList = z.object({ classes: z.array(z.object({ index: z.int(), name: z.string() })) });
+
+async function servingWorkers(ctx: ApiContext): Promise<WorkerHeartbeat[]> {
+  const now = Date.now();
+  const all = await liveWorkers(ctx.redis, ctx.keys);
+  return all.filter(
+    (w) => w.model.weights_sha256 === ctx.manifest.source.weights_sha256 && now - Date.parse(w.sent_at) <= ctx.config.WORKER_STALE_MS,
+  );
+}
+
+export function opsRoutes(ctx: ApiContext) {
+  return async function (app: FastifyInstance): Promise<void> {
+    const api = app.withTypeProvider<ZodTypeProvider>();
+
+    api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: z.object({ models: z.array(ModelInfo) }), 503: Problem } } }, async () => {
+      const workers = await servingWorkers(ctx);
+      const ready = workers.filter((w) => w.state === 'ready');
+      const m = ctx.manifest;
+      return {
+        models: [
+          {
+            name: m.name,
+            resolution: m.resolution,
+            stages: m.stages.map((s) => ({ index: s.index, resolution: s.resolution })),
+            classes: m.classes.names.length,
+            parameters: m.architecture.parameters,
+            dtype: m.dtype,
+            defaults: { ...m.defaults, steps: [...m.defaults.steps] },
+            status: ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const),
+            provider: ready[0]?.provider ?? null,
+            workers: ready.length,
+          },
+        ],
+      };
+    });
+
+    api.get('/models/classes', { schema: { summary: 'The classes a job can ask for', tags: ['models'], response: { 200: ClassList } } }, async () => ({
+      classes: ctx.manifest.classes.names.map((name, index) => ({ index, name })),
+    }));
+
+    api.get('/healthz', { schema: { summary: 'Liveness: the API process answers', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+
+    api.get(
+      '/readyz',
+      {
+        schema: {
+          summary: 'Readiness: Redis answers and a worker has the model loaded',
+          description: 'Load balancers should send traffic only while this is 200. It is 503 while the worker still loads the model (the moment the original demo answered "Bad Gateway").',
+          tags: ['ops'],
+          response: { 200: z.object({ status: z.literal('ready'), workers: z.int() }), 503: Problem },
+        },
+      },
+      async (_request, reply) => {
+        try {
+          await pingRedis(ctx.redis, 1000);
+        } catch (error) {
+          return sendProblem(reply, problem('service-unavailable', `Redis is unreachable: ${(error as Error).message}`, { instance: '/readyz' }), { 'retry-after': '5' });
+        }
+        const workers = await servingWorkers(ctx);
+        const ready = workers.filter((w) => w.state === 'ready');
+        if (ready.length === 0) {
+          const detail = workers.some((w) => w.state === 'loading') ? `a worker is loading the model ${ctx.manifest.name}` : `no worker with the model ${ctx.manifest.name} has sent a heartbeat in the last ${ctx.config.WORKER_STALE_MS / 1000} s`;
+          return sendProblem(reply, problem('service-unavailable', detail, { instance: '/readyz' }), { 'retry-after': '5' });
+        }
+        return { status: 'ready' as const, workers: ready.length };
+      },
+    );
+
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics of the API (the worker serves its own)', tags: ['ops'] } }, async (_request, reply) => {
+      return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+    });
+
+    api.get(
+      '/problems/:kind',
+      { schema: { summary: 'What a problem type means', tags: ['ops'], params: z.object({ kind: z.string() }), response: { 200: z.object({ type: z.string(), title: z.string(), status: z.int(), description: z.string() }), 404: Problem } } },
+      async (request, reply) => {
+        const kind = request.params.kind as ProblemKind;
+        const known = Object.hasOwn(PROBLEMS, kind) ? PROBLEMS[kind] : undefined;
+        if (!known) return sendProblem(reply, problem('not-found', `no problem type ${JSON.stringify(request.params.kind)}`));
+        return { type: `/problems/${kind}`, title: known.title, status: known.status, description: known.about };
+      },
+    );
+  };
+}
