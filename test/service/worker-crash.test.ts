@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJob, readSse, REPO, startService, waitForStatus, type TestService } from './support.ts';
+
+// A worker killed with SIGKILL in the middle of a job: once a worker runs again, BullMQ's stalled
+// check hands the job back, it runs again from its seed, succeeds with the images an unbroken run
+// gives, and exactly one set of files exists. Workers here are real child processes.
+
+const WORKER_MAIN = join(REPO, 'services/worker/src/main.ts');
+
+let service: TestService;
+const children: ChildProcess[] = [];
+
+function spawnWorker(): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN], {
+    cwd: REPO,
+    env: { ...process.env, ...service.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(child);
+  return child;
+}
+
+async function ready(): Promise<void> {
+  await expect.poll(async () => (await fetch(`${service.url}/readyz`)).status, { timeout: 30_000, interval: 100 }).toBe(200);
+}
+
+beforeAll(async () => {
+  service = await startService({ worker: false });
+});
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await service.stop();
+});
+
+describe('a worker killed mid-job', () => {
+  it('leaves the job to the next worker, which completes it with the same images, once', async () => {
+    const first = spawnWorker();
+    await ready();
+    const request = { class: 5, num_images: 8, steps: 100, seed: 99 };
+    const { id } = (await (await postJob(service.url, request)).json()) as { id: string };
+    await expect.poll(async () => ((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { progress: { step: number } | null }).progress?.step ?? 0, {
+      timeout: 30_000,
+      interval: 20,
+    }).toBeGreaterThan(20);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    expect(((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status).toBe('running');
+
+    spawnWorker();
+    const done = await waitForStatus(service.url, id, ['succeeded', 'failed'], 90_000);
+    expect(done['status']).toBe('succeeded');
+    const { events } = await readSse(await fetch(`${service.url}/jobs/${id}/events`));
+    expect(events.filter((e) => e.event === 'started').map((e) => (e.data as { attempt: number }).attempt)).toEqual([1, 2]);
+    expect(events.filter((e) => e.event === 'succeeded')).toHaveLength(1);
+    const files = (await readdir(join(service.results, id))).sort();
+    expect(files).toEqual([...Array.from({ length: 8 }, (_, i) => `image-${i}.png`), 'stage-0.png', 'stage-1.png', 'stage-2.png', 'stage-3.png'].sort());
+
+    // An unbroken run of the same request gives the same images.
+    const { id: again } = (await (await postJob(service.url, request)).json()) as { id: string };
+    const clean = await waitForStatus(service.url, again, ['succeeded'], 60_000);
+    const hashes = (job: Record<string, unknown>): string[] => (job['result'] as { images: { sha256: string }[] }).images.map((i) => i.sha256);
+    expect(hashes(done)).toEqual(hashes(clean));
+  });
+});
