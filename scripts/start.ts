@@ -1,0 +1,117 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+
+// `pnpm start`: the whole service on one machine with the embedded default
+// model: finds Redis (or starts a private redis-server when none answers and
+// the binary is installed), starts the worker and the API, waits until the
+// API is ready and prints its URL. Ctrl-C stops everything cleanly.
+// Configuration is the services' environment variables (README).
+
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const env: Record<string, string | undefined> = { ...process.env };
+env['REDIS_URL'] ??= 'redis://127.0.0.1:6379';
+env['HOST'] ??= '127.0.0.1';
+env['PORT'] ??= '8080';
+env['RESULTS_DIR'] ??= join(REPO, 'data/results');
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function say(line: string): void {
+  process.stderr.write(`pixelflow start: ${line}\n`);
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1500, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+function hasRedisServer(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+async function ensureRedis(): Promise<void> {
+  const url = env['REDIS_URL'] as string;
+  if (await redisAnswers(url)) {
+    say(`using Redis at ${url}`);
+    return;
+  }
+  const parsed = new URL(url);
+  const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(parsed.hostname);
+  if (!local || !hasRedisServer()) {
+    say(`no Redis answers at ${url}.`);
+    say('Start one (Debian/Ubuntu: `apt-get install redis-server`; Docker: `docker run -p 6379:6379 redis:7`),');
+    say('or point REDIS_URL at yours. With redis-server installed, `pnpm start` runs a private one itself.');
+    process.exit(1);
+  }
+  const port = parsed.port === '' ? '6379' : parsed.port;
+  const dir = mkdtempSync(join(tmpdir(), 'pixelflow-redis-'));
+  // A throwaway Redis for this run: no persistence, and it never evicts queue data.
+  const redis = spawn('redis-server', ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+    stdio: 'ignore',
+  });
+  children.push(redis);
+  redis.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  for (let i = 0; i < 50; i++) {
+    if (await redisAnswers(url)) {
+      say(`started a private redis-server on port ${port} (its data goes when this stops)`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  say(`redis-server did not start on port ${port}`);
+  shutdown(1);
+}
+
+function startService(name: 'api' | 'worker'): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: 'inherit' });
+  children.push(child);
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    say(`the ${name} stopped unexpectedly (${signal ?? `exit ${code}`}); stopping everything`);
+    shutdown(1);
+  });
+}
+
+function shutdown(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  const running = children.filter((c) => c.exitCode === null && c.signalCode === null).reverse();
+  // API and worker first (the worker may hand its job back), Redis last.
+  const services = running.filter((c) => c.spawnfile !== 'redis-server');
+  const redis = running.filter((c) => c.spawnfile === 'redis-server');
+  for (const child of services) child.kill('SIGTERM');
+  void Promise.all(services.map((c) => new Promise((resolve) => c.once('exit', resolve)))).then(() => {
+    for (const child of redis) child.kill('SIGTERM');
+    process.exit(code);
+  });
+}
+
+process.on('SIGINT', () => shutdown(0));
+process.on('SIGTERM', () => shutdown(0));
+
+await ensureRedis();
+startService('worker');
+startService('api');
+const base = `http://${env['HOST'] === '0.0.0.0' ? '127.0.0.1' : env['HOST']}:${env['PORT']}`;
+for (let waited = 0; !stopping; waited += 250) {
+  const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
+  if (status === 200) {
+    say(`ready: ${base}  (API docs: ${base}/docs, try: curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"class": "digit 7"}')`);
+    break;
+  }
+  if (waited > 0 && waited % 10_000 === 0) say(`waiting for the worker to load the model (${waited / 1000} s)`);
+  await new Promise((resolve) => setTimeout(resolve, 250));
+}
