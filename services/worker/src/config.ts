@@ -21,6 +21,8 @@ export const WorkerEnv = CommonEnv.extend({
   /** Port of the worker's own /metrics (0 = a free port; the log says which). */
   WORKER_METRICS_PORT: intVar(0, 65535, 9464),
   WORKER_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  /** Run each stage resolution once before reporting ready (first CUDA calls per shape are slow). */
+  WARMUP: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true').transform((v) => v === 'true'),
   WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: "must be letters, digits, '_', '.' or '-'" }).optional(),
 });
 

@@ -110,6 +110,24 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
     throw error;
   }
   provider = model.provider;
+  if (config.WARMUP) {
+    // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
+    // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.
+    const warmStarted = performance.now();
+    const channels = manifest.architecture.in_channels;
+    for (const stage of manifest.stages) {
+      for (const batch of [1, 2]) {
+        const side = stage.resolution;
+        await model.predict(
+          new Float32Array(batch * channels * side * side),
+          [batch, channels, side, side],
+          new Float32Array(batch).fill(stage.timestep_first),
+          new BigInt64Array(batch).fill(BigInt(manifest.classes.null_label)),
+        );
+      }
+    }
+    log.info({ seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution');
+  }
   log.info(
     { model: manifest.name, provider: model.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
     'model loaded',
