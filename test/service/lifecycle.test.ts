@@ -103,3 +103,21 @@ describe('with a worker', () => {
     await waitForStatus(service.url, id, ['canceled', 'succeeded'], 10_000);
   });
 });
+
+describe('without Redis', () => {
+  it('starts, stays alive, is not ready, and answers job routes with 503 at once', async () => {
+    const down = await startService({ worker: false, env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+    try {
+      expect((await fetch(`${down.url}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${down.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { detail: string }).detail).toMatch(/^Redis is unreachable/);
+      const post = await postJob(down.url, { class: 1 });
+      expect(post.status).toBe(503);
+      expect(post.headers.get('retry-after')).toBe('5');
+      expect(((await post.json()) as { type: string }).type).toBe('/problems/service-unavailable');
+    } finally {
+      await down.stop();
+    }
+  });
+});

@@ -13,10 +13,10 @@ const WORKER_MAIN = join(REPO, 'services/worker/src/main.ts');
 let service: TestService;
 const children: ChildProcess[] = [];
 
-function spawnWorker(): ChildProcess {
+function spawnWorker(extra: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN], {
     cwd: REPO,
-    env: { ...process.env, ...service.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...service.env, LOG_LEVEL: 'warn', ...extra },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(child);
@@ -63,5 +63,43 @@ describe('a worker killed mid-job', () => {
     const clean = await waitForStatus(service.url, again, ['succeeded'], 60_000);
     const hashes = (job: Record<string, unknown>): string[] => (job['result'] as { images: { sha256: string }[] }).images.map((i) => i.sha256);
     expect(hashes(done)).toEqual(hashes(clean));
+  });
+
+  it('on SIGTERM stops taking jobs, hands the running one back after its grace period, and exits 0', async () => {
+    // Only this test's worker may take the job: stop the ones before it, and wait until none is ready.
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await expect.poll(async () => (await fetch(`${service.url}/readyz`)).status, { timeout: 10_000, interval: 100 }).toBe(503);
+    const worker = spawnWorker({ SHUTDOWN_GRACE_MS: '100' });
+    await ready();
+    const { id } = (await (await postJob(service.url, { class: 2, num_images: 8, steps: 100, seed: 3 })).json()) as { id: string };
+    await expect.poll(async () => ((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { progress: { step: number } | null }).progress?.step ?? 0, {
+      timeout: 30_000,
+      interval: 20,
+    }).toBeGreaterThan(20);
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    worker.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Handed back: waiting for the next worker, not failed, not lost.
+    expect(await service.redis.lrange(`${service.prefix}:generate:wait`, 0, -1)).toContain(id);
+    spawnWorker();
+    const done = await waitForStatus(service.url, id, ['succeeded', 'failed'], 90_000);
+    expect(done['status']).toBe('succeeded');
+  });
+});
+
+describe('configuration errors', () => {
+  it('stop a service at start with one line per bad variable and exit 2', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN], {
+      cwd: REPO,
+      env: { ...process.env, REDIS_URL: 'localhost:6379', ORT_PROVIDER: 'tpu' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toEqual([
+      'pixelflow worker: invalid configuration: REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379 (got "localhost:6379"); ORT_PROVIDER must be cpu or cuda (got "tpu")',
+    ]);
   });
 });

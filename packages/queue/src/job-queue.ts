@@ -18,7 +18,8 @@ export interface QueueDepth {
 export class JobQueue {
   readonly queue: Queue<QueuedJobData>;
 
-  constructor(connection: Redis, keys: Keys) {
+  /** `onError` hears the queue's connection errors (BullMQ re-emits them; unheard, they would throw). */
+  constructor(connection: Redis, keys: Keys, onError: (error: Error) => void = () => undefined) {
     this.queue = new Queue<QueuedJobData>(QUEUE_NAME, {
       connection,
       prefix: keys.prefix,
@@ -28,6 +29,7 @@ export class JobQueue {
         removeOnFail: true,
       },
     });
+    this.queue.on('error', onError);
   }
 
   async add(id: string): Promise<void> {

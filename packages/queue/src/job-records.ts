@@ -69,6 +69,8 @@ if status ~= 'running' and status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'expires_at', ARGV[3])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
+-- The sweeper deletes the job's files by the zset; the record goes by itself even without one.
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return ARGV[1]
 `;
 
@@ -81,6 +83,7 @@ if not status then return false end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'expires_at', ARGV[2])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   return 'queued'
 end
 if status == 'running' then

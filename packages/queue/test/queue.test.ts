@@ -53,7 +53,9 @@ afterAll(async () => {
   subscriber.disconnect();
 });
 
-const at = (s: number): Date => new Date(Date.UTC(2026, 10, 25, 12, 0, s));
+// Times a day ahead: finished records expire (PEXPIREAT) at their expires_at.
+const T0 = Math.floor(Date.now() / 1000) * 1000 + 86_400_000;
+const at = (s: number): Date => new Date(T0 + s * 1000);
 
 describe('job records', () => {
   it('go queued -> running -> succeeded, keep the first ending and expire by the zset', async () => {
@@ -73,6 +75,7 @@ describe('job records', () => {
     expect(done?.expiresAt?.toISOString()).toBe(at(62).toISOString());
     expect(await records.expired(at(61))).toEqual([]);
     expect(await records.expired(at(62))).toEqual(['a1']);
+    expect(await redis.pexpiretime(k.job('a1'))).toBe(at(62).getTime());
     await records.delete('a1');
     expect(await records.get('a1')).toBeNull();
   });

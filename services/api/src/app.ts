@@ -8,6 +8,7 @@ import { loadModelDir } from '@pixelflow/sampler';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';
+import { problem, sendProblem } from './problems.ts';
 import { ApiMetrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -18,6 +19,8 @@ import { opsRoutes } from './routes/ops.ts';
 // request metrics, and the routes. It keeps no state of its own beyond open
 // SSE streams, so any number of replicas can share one Redis.
 
+const REDIS_GRACE_MS = 2000;
+
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
 }
@@ -25,10 +28,12 @@ export interface BuildOptions {
 export async function buildApp(config: ApiConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { manifest } = await loadModelDir(config.MODEL_DIR);
   const keys = makeKeys(config.REDIS_PREFIX);
-  const redis = connectRedis(config.REDIS_URL, 'client', 'pixelflow-api');
-  const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue');
-  const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events');
-  const queue = new JobQueue(bullConnection, keys);
+  let reportRedisError = (error: Error): void => void error;
+  const onRedisError = (error: Error): void => reportRedisError(error);
+  const redis = connectRedis(config.REDIS_URL, 'client', 'pixelflow-api', onRedisError);
+  const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue', onRedisError);
+  const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events', onRedisError);
+  const queue = new JobQueue(bullConnection, keys, onRedisError);
   const metrics = new ApiMetrics(queue);
   const ctx: ApiContext = {
     config,
@@ -51,12 +56,20 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
   });
+  reportRedisError = (error) => app.log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Bodies are JSON only; anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   registerErrorHandlers(app);
 
+  // Job routes need Redis; while it is away they answer 503 at once instead of waiting for it
+  // (the BullMQ connection would wait forever). Health, docs and metrics keep working.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/jobs') && redis.status !== 'ready') {
+      return sendProblem(reply, problem('service-unavailable', 'the job store (Redis) is unreachable; retry shortly', { instance: request.url }), { 'retry-after': '5' });
+    }
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends
@@ -67,8 +80,12 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
     for (const close of [...ctx.streams]) close();
   });
   app.addHook('onClose', async () => {
-    await queue.close();
-    await Promise.all([redis.quit(), bullConnection.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+    // A connection that never reached Redis would wait forever to quit politely.
+    if (bullConnection.status === 'ready') await queue.close().catch(() => undefined);
+    for (const connection of [redis, bullConnection, subscriber]) {
+      if (connection.status === 'ready') await connection.quit().catch(() => undefined);
+      else connection.disconnect();
+    }
   });
 
   await app.register(swagger, {
@@ -94,6 +111,13 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
   await app.register(jobRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(opsRoutes(ctx));
-  await ctx.hub.start();
+  // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
+  // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
+  ctx.hub.start().catch((error: unknown) => app.log.error({ err: error }, 'subscribing to job events failed'));
+  // Give Redis a moment so that the first requests do not meet a connection still opening.
+  if (redis.status !== 'ready') {
+    // (Not events.once: it rejects on the connection errors that a Redis still away produces.)
+    await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), new Promise((resolve) => setTimeout(resolve, REDIS_GRACE_MS).unref())]);
+  }
   return app;
 }

@@ -40,6 +40,15 @@ export function describeFields(errors: readonly FieldProblem[]): string {
   return errors.map((e) => `${e.path} ${e.message}`).join('; ');
 }
 
+/** ioredis gives up on a command when Redis is down (fail-fast clients): a 503, not a 500. */
+function isRedisUnavailable(error: Error & { code?: string }): boolean {
+  return (
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.code === 'ECONNREFUSED' ||
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(error.message)
+  );
+}
+
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
@@ -57,6 +66,10 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return sendProblem(reply, problem('validation', error.message, { instance: request.url }));
+    }
+    if (isRedisUnavailable(error)) {
+      request.log.error({ err: error }, 'Redis unavailable');
+      return sendProblem(reply, problem('service-unavailable', 'the job store (Redis) is unreachable; retry shortly', { instance: request.url }), { 'retry-after': '5' });
     }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, problem('internal', `request ${request.id} failed; the server log has the details`, { instance: request.url }));

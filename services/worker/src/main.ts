@@ -1,7 +1,7 @@
 import { EnvError } from '@pixelflow/schemas';
 import { pino } from 'pino';
 import { loadWorkerConfig } from './config.ts';
-import { startWorker } from './worker.ts';
+import { startWorker, type RunningWorker } from './worker.ts';
 
 // `pnpm --filter @pixelflow/worker start`: the worker process. Configuration
 // errors are one line on stderr and exit 2; SIGTERM/SIGINT stop it cleanly.
@@ -18,7 +18,17 @@ async function main(): Promise<number> {
     throw error;
   }
   const log = pino({ level: config.LOG_LEVEL, base: { service: 'worker', pid: process.pid } });
-  let worker;
+  // Signals are handled from the start: one that arrives while the model loads stops the worker
+  // as soon as it is up, instead of killing the process half-way.
+  let worker: RunningWorker | undefined;
+  let stopRequested = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info({ signal }, 'signal received');
+      stopRequested = true;
+      void worker?.stop();
+    });
+  }
   try {
     worker = await startWorker(config, log);
   } catch (error) {
@@ -26,12 +36,7 @@ async function main(): Promise<number> {
     process.stderr.write(`pixelflow worker: ${(error as Error).message}\n`);
     return 1;
   }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      log.info({ signal }, 'signal received');
-      void worker.stop();
-    });
-  }
+  if (stopRequested) void worker.stop();
   await worker.stopped;
   return 0;
 }

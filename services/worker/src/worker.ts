@@ -41,8 +41,9 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
   const k: Keys = makeKeys(config.REDIS_PREFIX);
   const id = config.WORKER_ID;
   log = log.child({ worker_id: id });
-  const redis: Redis = connectRedis(config.REDIS_URL, 'worker', `pixelflow-worker-${id}`);
-  const subscriber: Redis = connectRedis(config.REDIS_URL, 'subscriber', `pixelflow-worker-${id}-cancel`);
+  const onRedisError = (error: Error): void => log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`);
+  const redis: Redis = connectRedis(config.REDIS_URL, 'worker', `pixelflow-worker-${id}`, onRedisError);
+  const subscriber: Redis = connectRedis(config.REDIS_URL, 'subscriber', `pixelflow-worker-${id}-cancel`, onRedisError);
   const records = new JobRecords(redis, k);
   const events = new JobEvents(redis, k);
   const store = new LocalResultStore(config.RESULTS_DIR);

@@ -121,4 +121,15 @@ describe('the worker', () => {
     expect(record?.images).toBeNull();
     expect((await events.read('cancel1')).at(-1)?.name).toBe('canceled');
   });
+
+  it('serves its metrics: ready, finished jobs by status, wait and run times, model calls by resolution', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/^pixelflow_worker_ready 1$/m);
+    expect(text).toMatch(/^pixelflow_jobs_finished_total\{status="succeeded"\} [1-9]/m);
+    expect(text).toMatch(/^pixelflow_jobs_finished_total\{status="canceled"\} 1$/m);
+    for (const name of ['pixelflow_job_wait_seconds_count', 'pixelflow_job_run_seconds_count', 'pixelflow_model_call_seconds_bucket{le="0.001",resolution="4"}', 'pixelflow_sampler_steps_per_second', 'pixelflow_worker_process_cpu_seconds_total']) {
+      expect(text).toContain(name);
+    }
+    expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/other`)).status).toBe(404);
+  });
 });

@@ -1,0 +1,130 @@
+// bench/api: what the service costs on top of the sampler. `pnpm bench:api [--model DIR]`.
+//
+// Starts a private API and worker (child processes, as `pnpm start` runs them) on the local Redis
+// under a key prefix of its own, then measures:
+//  1. POST /jobs and GET /jobs/:id: latency p50/p99 and requests/s at a fixed concurrency
+//     (autocannon; no worker runs meanwhile, so this is the API and Redis alone);
+//  2. per job, the time from POST to the `succeeded` event (SSE) against the sampler's own time for
+//     the same request in this script (same model, same threads): the service's overhead per job.
+// Prints tables; the targets are in the README.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { DEFAULT_MODEL_DIR, loadModelDir, OnnxModel, sample } from '@pixelflow/sampler';
+
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: DEFAULT_MODEL_DIR },
+    connections: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '10' },
+    jobs: { type: 'string', default: '10' },
+    port: { type: 'string', default: '8199' },
+  },
+});
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const connections = Number(values.connections);
+const seconds = Number(values.seconds);
+const jobs = Number(values.jobs);
+const base = `http://127.0.0.1:${values.port}`;
+const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
+const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
+const env = {
+  ...process.env,
+  REDIS_URL,
+  REDIS_PREFIX: prefix,
+  MODEL_DIR: values.model,
+  RESULTS_DIR: results,
+  HOST: '127.0.0.1',
+  PORT: values.port,
+  LOG_LEVEL: 'warn',
+  QUEUE_CAP: '1000000',
+  WORKER_METRICS_PORT: '0',
+  ORT_THREADS: '2',
+};
+const children: ChildProcess[] = [];
+
+function start(name: 'api' | 'worker'): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  return child;
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function fmt(n: number, digits = 1): string {
+  return n.toFixed(digits);
+}
+
+const request = { class: 7, num_images: 1, steps: 10, seed: 1 };
+const body = JSON.stringify(request);
+const redis = new Redis(REDIS_URL);
+try {
+  const api = start('api');
+  await until(async () => (await fetch(`${base}/healthz`)).ok, 'the API');
+
+  // 1. The API alone.
+  const post = await autocannon({ url: `${base}/jobs`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, duration: seconds });
+  const created = (await (await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { id: string };
+  const get = await autocannon({ url: `${base}/jobs/${created.id}`, connections, duration: seconds });
+  // Empty the queue the POST benchmark filled.
+  await redis.del(...(await redis.keys(`${prefix}:*`)));
+
+  // 2. Per job: POST -> succeeded over SSE, against the sampler alone.
+  const dir = await loadModelDir(values.model);
+  const model = await OnnxModel.load(dir, { intraOpNumThreads: 2 });
+  const g = dir.manifest.defaults;
+  const direct: number[] = [];
+  for (let i = 0; i < jobs + 1; i++) {
+    const started = performance.now();
+    await sample({ model, manifest: dir.manifest, classLabels: [7], solver: 'euler', cfgScale: g.cfg_scale, noiseShift: 1, steps: dir.manifest.stages.map(() => 10), seed: 1 });
+    if (i > 0) direct.push(performance.now() - started); // the first run warms up
+  }
+  await model.dispose();
+
+  start('worker');
+  await until(async () => (await fetch(`${base}/readyz`)).ok, 'the worker');
+  const endToEnd: number[] = [];
+  for (let i = 0; i < jobs + 1; i++) {
+    const started = performance.now();
+    const job = (await (await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { id: string };
+    const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
+    if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
+    if (i > 0) endToEnd.push(performance.now() - started);
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+  console.log(`\nAPI alone (${connections} connections, ${seconds} s each, local Redis):\n`);
+  console.log('| request | requests/s | p50 ms | p99 ms | errors |');
+  console.log('|---|---|---|---|---|');
+  for (const [name, r] of [['POST /jobs', post], ['GET /jobs/:id', get]] as const) {
+    console.log(`| ${name} | ${fmt(r.requests.average, 0)} | ${fmt(r.latency.p50)} | ${fmt(r.latency.p99)} | ${r.errors + r.non2xx} |`);
+  }
+  const d = median(direct);
+  const e = median(endToEnd);
+  console.log(`\nOne job end to end (${dir.manifest.name}, 1 image, 10 steps per stage, CFG ${g.cfg_scale}; median of ${jobs}):\n`);
+  console.log('| sampler alone ms | POST -> succeeded ms | service overhead ms | end to end / sampler |');
+  console.log('|---|---|---|---|');
+  console.log(`| ${fmt(d)} | ${fmt(e)} | ${fmt(e - d)} | ${fmt(e / d, 2)}x |`);
+  api.kill('SIGTERM');
+} finally {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const stale = await redis.keys(`${prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  redis.disconnect();
+  await rm(results, { recursive: true, force: true });
+}
