@@ -88,7 +88,9 @@ export const JobEventData = {
     stages: z.int().min(1),
     resolution: z.int().positive(),
     url: z.string(),
-    png_base64: z.string().meta({ description: 'The preview itself, inline (a small PNG)' }),
+    png_base64: z.string().optional().meta({
+      description: 'The preview PNG itself, inline, when it is small (up to 16 KiB); otherwise fetch `url`',
+    }),
   }),
   succeeded: z.object({ images: z.array(JobImage) }),
   failed: z.object({ error: JobError }),

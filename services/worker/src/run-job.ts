@@ -12,6 +12,8 @@ import type { WorkerMetrics } from './metrics.ts';
 // outcome. The sampler computes in onnxruntime's worker thread, so this event
 // loop stays free to renew the BullMQ lock and to hear cancel requests.
 
+export const INLINE_PREVIEW_BYTES = 16 * 1024;
+
 export type JobOutcome = 'succeeded' | 'failed' | 'canceled' | 'skipped';
 
 /** Why a job's signal was aborted. */
@@ -144,7 +146,10 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
         sideEffects.push(async () => {
           await store.put(resultKey(id, previewName(end.stage)), png);
           await records.addPreview(id, preview);
-          await events.append(id, 'stage', { ...preview, stages, png_base64: png.toString('base64') });
+          // Small previews travel inline; big ones (the XL model's 128 and 256 px stages) only by URL,
+          // so that event streams, kept for the job's whole retention, stay small in Redis.
+          const inline = png.length <= INLINE_PREVIEW_BYTES ? { png_base64: png.toString('base64') } : {};
+          await events.append(id, 'stage', { ...preview, stages, ...inline });
         });
       },
     });

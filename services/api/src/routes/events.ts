@@ -28,7 +28,7 @@ export function eventRoutes(ctx: ApiContext) {
         schema: {
           summary: 'The job’s progress as Server-Sent Events',
           description:
-            'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
+            'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64 (when at most 16 KiB)} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
           tags: ['jobs'],
           params: z.object({ id: z.string().min(1).max(64) }),
           querystring: z.object({ last_event_id: z.string().max(64).optional() }),
