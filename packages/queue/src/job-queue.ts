@@ -17,6 +17,9 @@ export interface QueueDepth {
 
 export class JobQueue {
   readonly queue: Queue<QueuedJobData>;
+  private readonly redis: Redis;
+  private readonly waitKey: string;
+  private readonly activeKey: string;
 
   /** `onError` hears the queue's connection errors (BullMQ re-emits them; unheard, they would throw). */
   constructor(connection: Redis, keys: Keys, onError: (error: Error) => void = () => undefined) {
@@ -30,6 +33,9 @@ export class JobQueue {
       },
     });
     this.queue.on('error', onError);
+    this.redis = connection;
+    this.waitKey = `${keys.prefix}:${QUEUE_NAME}:wait`;
+    this.activeKey = `${keys.prefix}:${QUEUE_NAME}:active`;
   }
 
   async add(id: string): Promise<void> {
@@ -50,6 +56,20 @@ export class JobQueue {
     }
   }
 
+  /**
+   * Where a waiting job stands (1 = next) and the ids of up to `limit` jobs ahead of it, nearest
+   * first; null when it is not waiting. BullMQ pushes new jobs on the left of its wait list and
+   * workers take from the right, so this is one LPOS and one LRANGE, whatever the queue's length.
+   */
+  async standing(id: string, limit: number): Promise<{ position: number; ahead: string[] } | null> {
+    const client = this.redis;
+    const index = await client.lpos(this.waitKey, id);
+    if (index === null) return null;
+    const length = await client.llen(this.waitKey);
+    const ahead = limit > 0 ? await client.lrange(this.waitKey, index + 1, index + limit) : [];
+    return { position: length - index, ahead };
+  }
+
   /** Ids of the jobs waiting to run, next first. */
   async waitingIds(limit: number): Promise<string[]> {
     const jobs = await this.queue.getJobs(['waiting', 'prioritized'], 0, limit - 1, true);
@@ -58,8 +78,8 @@ export class JobQueue {
 
   /** Ids of the jobs workers are running. */
   async activeIds(): Promise<string[]> {
-    const jobs = await this.queue.getJobs(['active'], 0, -1, true);
-    return jobs.map((job) => job.id ?? '').filter((id) => id !== '');
+    const client = this.redis;
+    return client.lrange(this.activeKey, 0, -1);
   }
 
   async depth(): Promise<QueueDepth> {

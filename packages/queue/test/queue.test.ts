@@ -167,6 +167,11 @@ describe('the BullMQ queue', () => {
     try {
       for (const id of ['q1', 'q2', 'q3']) await queue.add(id);
       expect(await queue.waitingIds(10)).toEqual(['q1', 'q2', 'q3']);
+      expect(await queue.standing('q1', 5)).toEqual({ position: 1, ahead: [] });
+      expect(await queue.standing('q3', 5)).toEqual({ position: 3, ahead: ['q2', 'q1'] });
+      expect(await queue.standing('q3', 1)).toEqual({ position: 3, ahead: ['q2'] });
+      expect(await queue.standing('nope', 5)).toBeNull();
+      expect(await queue.activeIds()).toEqual([]);
       expect(await queue.depth()).toEqual({ waiting: 3, active: 0 });
       expect(await queue.removeWaiting('q2')).toBe(true);
       expect(await queue.removeWaiting('q2')).toBe(false);

@@ -6,8 +6,8 @@ import type { Job } from '@pixelflow/schemas';
 // throughput: seconds per (sampler step x image), times the work left ahead.
 
 export interface QueueSnapshot {
-  /** Waiting job ids, next first. */
-  waiting: readonly string[];
+  /** The job's place in the queue (1 = next); null unless it is waiting. */
+  position: number | null;
   /** Work (steps x images) left in running jobs. */
   runningWork: number;
   /** Seconds per step per image; null until a worker has measured it. */
@@ -32,9 +32,8 @@ export function jobView(record: JobRecord, snapshot: QueueSnapshot, workAhead = 
   let eta: number | null = null;
   const rate = snapshot.secondsPerImageStep;
   if (record.status === 'queued') {
-    const index = snapshot.waiting.indexOf(record.id);
-    position = index >= 0 ? index + 1 : null;
-    if (rate !== null && index >= 0) {
+    position = snapshot.position;
+    if (rate !== null && position !== null) {
       eta = (snapshot.runningWork + workAhead + jobWork(record)) * rate;
     }
   } else if (record.status === 'running' && rate !== null) {

@@ -6,43 +6,43 @@ import { resultKey } from '@pixelflow/results';
 import { GenerationError, GenerationRequest, Job, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
-import { jobView, jobWork, remainingWork, type QueueSnapshot } from '../job-view.ts';
+import { jobView, jobWork, remainingWork } from '../job-view.ts';
 import { problem, sendProblem } from '../problems.ts';
 
 // POST /jobs, GET /jobs/:id, DELETE /jobs/:id and the job's PNGs.
 
 const JobId = z.string().min(1).max(64).meta({ description: 'The id returned by POST /jobs' });
 const JobParams = z.object({ id: JobId });
-/** How many waiting jobs a status request looks through for its position and ETA. */
-const POSITION_SCAN = 1000;
+/** Jobs ahead whose size a status request reads for its ETA; beyond them it extrapolates. */
+const ETA_SAMPLE = 50;
 
 function newJobId(): string {
   // Not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
   return `j${randomBytes(12).toString('hex')}`;
 }
 
-async function queueSnapshot(ctx: ApiContext): Promise<QueueSnapshot> {
-  const [waiting, active, rate] = await Promise.all([
-    ctx.queue.waitingIds(POSITION_SCAN),
-    ctx.queue.activeIds(),
-    ctx.redis.hget(ctx.keys.throughput, 'seconds_per_image_step'),
-  ]);
-  const running = await ctx.records.workOf(active);
-  return {
-    waiting,
-    runningWork: running.reduce((sum, r) => sum + remainingWork(r), 0),
-    secondsPerImageStep: rate === null ? null : Number(rate),
-  };
-}
-
 async function viewOf(ctx: ApiContext, id: string): Promise<Job | null> {
   const record = await ctx.records.get(id);
   if (!record) return null;
-  if (record.status !== 'queued' && record.status !== 'running') return jobView(record, { waiting: [], runningWork: 0, secondsPerImageStep: null });
-  const snapshot = await queueSnapshot(ctx);
-  const index = snapshot.waiting.indexOf(id);
-  const ahead = index > 0 ? await ctx.records.workOf(snapshot.waiting.slice(0, index)) : [];
-  return jobView(record, snapshot, ahead.reduce((sum, r) => sum + jobWork(r), 0));
+  if (record.status !== 'queued' && record.status !== 'running') {
+    return jobView(record, { position: null, runningWork: 0, secondsPerImageStep: null });
+  }
+  const [standing, active, rate] = await Promise.all([
+    record.status === 'queued' ? ctx.queue.standing(id, ETA_SAMPLE) : null,
+    ctx.queue.activeIds(),
+    ctx.redis.hget(ctx.keys.throughput, 'seconds_per_image_step'),
+  ]);
+  const [running, sampled] = await Promise.all([ctx.records.workOf(active), ctx.records.workOf(standing?.ahead ?? [])]);
+  // Work ahead: the sizes of the nearest jobs ahead, extrapolated to all of them (O(1) per request).
+  const aheadCount = (standing?.position ?? 1) - 1;
+  const sampledWork = sampled.reduce((sum, r) => sum + jobWork(r), 0);
+  const workAhead = sampled.length === 0 ? aheadCount * jobWork(record) : (sampledWork / sampled.length) * aheadCount;
+  const snapshot = {
+    position: standing?.position ?? null,
+    runningWork: running.reduce((sum, r) => sum + remainingWork(r), 0),
+    secondsPerImageStep: rate === null ? null : Number(rate),
+  };
+  return jobView(record, snapshot, workAhead);
 }
 
 function notFound(id: string): Problem {
