@@ -44,7 +44,7 @@ const env = {
   RESULTS_DIR: results,
   HOST: '127.0.0.1',
   PORT: values.port,
-  LOG_LEVEL: 'warn',
+  LOG_LEVEL: 'error',
   QUEUE_CAP: '1000000',
   WORKER_METRICS_PORT: '0',
   ORT_THREADS: '2',
@@ -52,7 +52,7 @@ const env = {
 const children: ChildProcess[] = [];
 
 function start(name: 'api' | 'worker'): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
   children.push(child);
   return child;
 }
@@ -100,7 +100,9 @@ try {
   const endToEnd: number[] = [];
   for (let i = 0; i < jobs + 1; i++) {
     const started = performance.now();
-    const job = (await (await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { id: string };
+    const posted = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const job = (await posted.json()) as { id: string };
+    if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${JSON.stringify(job)}`);
     const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
     if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
     if (i > 0) endToEnd.push(performance.now() - started);

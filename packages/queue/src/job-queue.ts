@@ -62,11 +62,12 @@ export class JobQueue {
    * workers take from the right, so this is one LPOS and one LRANGE, whatever the queue's length.
    */
   async standing(id: string, limit: number): Promise<{ position: number; ahead: string[] } | null> {
-    const client = this.redis;
-    const index = await client.lpos(this.waitKey, id);
-    if (index === null) return null;
-    const length = await client.llen(this.waitKey);
-    const ahead = limit > 0 ? await client.lrange(this.waitKey, index + 1, index + limit) : [];
+    // One transaction: a worker taking a job between the two reads would skew the position.
+    const replies = await this.redis.multi().lpos(this.waitKey, id).llen(this.waitKey).exec();
+    const index = replies?.[0]?.[1] as number | null | undefined;
+    const length = replies?.[1]?.[1] as number | undefined;
+    if (index === null || index === undefined || length === undefined) return null;
+    const ahead = limit > 0 ? await this.redis.lrange(this.waitKey, index + 1, index + limit) : [];
     return { position: length - index, ahead };
   }
 
@@ -78,8 +79,7 @@ export class JobQueue {
 
   /** Ids of the jobs workers are running. */
   async activeIds(): Promise<string[]> {
-    const client = this.redis;
-    return client.lrange(this.activeKey, 0, -1);
+    return this.redis.lrange(this.activeKey, 0, -1);
   }
 
   async depth(): Promise<QueueDepth> {
