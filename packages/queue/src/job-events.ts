@@ -59,11 +59,6 @@ export class JobEvents {
     }
     return events;
   }
-
-  /** Makes the job's events expire with the job. */
-  async expireAt(jobId: string, at: Date): Promise<void> {
-    await this.redis.pexpireat(this.keys.events(jobId), at.getTime());
-  }
 }
 
 type Listener = () => void;

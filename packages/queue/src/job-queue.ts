@@ -71,12 +71,6 @@ export class JobQueue {
     return { position: length - index, ahead };
   }
 
-  /** Ids of the jobs waiting to run, next first. */
-  async waitingIds(limit: number): Promise<string[]> {
-    const jobs = await this.queue.getJobs(['waiting', 'prioritized'], 0, limit - 1, true);
-    return jobs.map((job) => job.id ?? '').filter((id) => id !== '');
-  }
-
   /** Ids of the jobs workers are running. */
   async activeIds(): Promise<string[]> {
     return this.redis.lrange(this.activeKey, 0, -1);

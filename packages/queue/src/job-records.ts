@@ -69,12 +69,13 @@ if status ~= 'running' and status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'expires_at', ARGV[3])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
--- The sweeper deletes the job's files by the zset; the record goes by itself even without one.
+-- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 return ARGV[1]
 `;
 
-// KEYS[1] job hash, KEYS[3] expiry zset. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id.
+// KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id.
 // Returns the status BEFORE the call: 'queued' (now canceled), 'running' (flagged: the worker must
 // stop it), a finished status (nothing changed), or nil when there is no such job.
 const CANCEL = `
@@ -84,6 +85,7 @@ if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'expires_at', ARGV[2])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
   return 'queued'
 end
 if status == 'running' then
@@ -121,9 +123,8 @@ export class JobRecords {
     });
   }
 
-  /** Removes a record that never made it into the queue (enqueueing failed). */
-  async discard(id: string): Promise<void> {
-    await this.redis.del(this.keys.job(id), this.keys.events(id));
+  async exists(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.job(id))) === 1;
   }
 
   async get(id: string): Promise<JobRecord | null> {

@@ -62,6 +62,7 @@ describe('job records', () => {
     await records.create({ id: 'a1', model: 'm', parameters, createdAt: at(0) });
     expect(await records.get('a1')).toMatchObject({ status: 'queued', attempt: 0, parameters, startedAt: null });
     expect(await records.start('a1', at(1))).toBe('running');
+    await events.append('a1', 'started', { attempt: 1, steps_total: 8 });
     await records.setProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
     await records.addPreview('a1', { stage: 1, resolution: 8, url: '/p/1' });
     await records.addPreview('a1', { stage: 0, resolution: 4, url: '/p/0' });
@@ -76,6 +77,8 @@ describe('job records', () => {
     expect(await records.expired(at(61))).toEqual([]);
     expect(await records.expired(at(62))).toEqual(['a1']);
     expect(await redis.pexpiretime(k.job('a1'))).toBe(at(62).getTime());
+    expect(await redis.pexpiretime(k.events('a1'))).toBe(at(62).getTime());
+    expect(await records.exists('a1')).toBe(true);
     await records.delete('a1');
     expect(await records.get('a1')).toBeNull();
   });
@@ -166,7 +169,6 @@ describe('the BullMQ queue', () => {
     const queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'queue-test-bull'), k);
     try {
       for (const id of ['q1', 'q2', 'q3']) await queue.add(id);
-      expect(await queue.waitingIds(10)).toEqual(['q1', 'q2', 'q3']);
       expect(await queue.standing('q1', 5)).toEqual({ position: 1, ahead: [] });
       expect(await queue.standing('q3', 5)).toEqual({ position: 3, ahead: ['q2', 'q1'] });
       expect(await queue.standing('q3', 1)).toEqual({ position: 3, ahead: ['q2'] });
@@ -175,7 +177,7 @@ describe('the BullMQ queue', () => {
       expect(await queue.depth()).toEqual({ waiting: 3, active: 0 });
       expect(await queue.removeWaiting('q2')).toBe(true);
       expect(await queue.removeWaiting('q2')).toBe(false);
-      expect(await queue.waitingIds(10)).toEqual(['q1', 'q3']);
+      expect(await queue.standing('q3', 5)).toEqual({ position: 2, ahead: ['q1'] });
     } finally {
       await queue.close();
     }

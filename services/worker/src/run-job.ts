@@ -92,7 +92,6 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
       else await events.append(id, 'canceled', { reason: 'canceled by request' });
       deps.metrics.jobsFinished.inc({ status: outcome.status });
     }
-    await events.expireAt(id, new Date(now.getTime() + deps.retentionSeconds * 1000));
     deps.metrics.jobRun.observe((now.getTime() - startedAt.getTime()) / 1000);
   };
   if (record.cancelRequested) {

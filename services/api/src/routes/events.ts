@@ -46,7 +46,7 @@ export function eventRoutes(ctx: ApiContext) {
         if (lastEventId !== undefined && !isEventId(lastEventId)) {
           return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] }));
         }
-        if (!(await ctx.records.get(id))) {
+        if (!(await ctx.records.exists(id))) {
           return sendProblem(reply, problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance: `/jobs/${id}/events` }));
         }
 
@@ -89,7 +89,7 @@ export function eventRoutes(ctx: ApiContext) {
               return;
             }
           }
-          if (events.length === 0 && !(await ctx.records.get(id))) close(); // expired meanwhile
+          if (events.length === 0 && !(await ctx.records.exists(id))) close(); // expired meanwhile
         };
         // One read at a time, in order; a wake-up during a read runs one more.
         const pump = (): void => {

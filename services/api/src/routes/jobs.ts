@@ -89,7 +89,7 @@ export function jobRoutes(ctx: ApiContext) {
           await ctx.events.append(id, 'queued', { position: depth.waiting + 1 });
           await ctx.queue.add(id);
         } catch (error) {
-          await ctx.records.discard(id).catch(() => undefined);
+          await ctx.records.delete(id).catch(() => undefined);
           throw error;
         }
         ctx.metrics.jobsCreated.inc();
@@ -129,7 +129,6 @@ export function jobRoutes(ctx: ApiContext) {
           // Canceled before any worker ran it: the API reports it, as no worker will.
           await ctx.queue.removeWaiting(id);
           await ctx.events.append(id, 'canceled', { reason: 'canceled by request' });
-          await ctx.events.expireAt(id, new Date(now.getTime() + ctx.config.JOB_RETENTION_SECONDS * 1000));
         } else if (before === 'running') {
           await publishCancel(ctx.redis, ctx.keys, id);
         }

@@ -61,7 +61,7 @@ export function opsRoutes(ctx: ApiContext) {
             classes: m.classes.names.length,
             parameters: m.architecture.parameters,
             dtype: m.dtype,
-            defaults: { ...m.defaults, steps: [...m.defaults.steps] },
+            defaults: m.defaults,
             status: ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const),
             provider: ready[0]?.provider ?? null,
             workers: ready.length,
