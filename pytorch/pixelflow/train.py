@@ -10,7 +10,9 @@ fixed seed. Every batch is split into fixed per-stage groups so that shapes neve
 OUT_DIR holds `state.pt` (everything needed to resume, saved atomically every --save-every steps and
 when the time budget ends), `log.jsonl` (loss per stage), `checkpoint/`, an official-format folder
 (config.yaml + model.pt with the EMA weights) ready for `pnpm pixelflow convert`, and
-`class_names.txt` for its --class-names.
+`class_names.txt` for its --class-names; with --snapshot-every, `snapshots/step-N-ema/` and
+`snapshots/step-N-raw/` in the same format, so that evaluation can pick the weights to ship.
+Batches are built on the CPU; --device cuda moves only the model's work to a GPU.
 """
 
 from __future__ import annotations
@@ -111,10 +113,10 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(partial, path)
 
 
-def export_checkpoint(ema: PixelFlowNet, config: ModelConfig, folder: Path) -> None:
+def export_checkpoint(weights: PixelFlowNet, config: ModelConfig, folder: Path) -> None:
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    save_checkpoint(partial, config, ema.state_dict())
+    save_checkpoint(partial, config, {k: v.detach().cpu() for k, v in weights.state_dict().items()})
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
 
@@ -145,13 +147,17 @@ def train(args: argparse.Namespace) -> int:
     config = ModelConfig(**recipe["model"])
     torch.manual_seed(recipe["seed"])
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     model = PixelFlowNet(config)
     if args.init_weights is not None:
         model.load_state_dict(args.init_weights)
-    ema = PixelFlowNet(config)
+    model.to(device)
+    ema = PixelFlowNet(config).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    # Batches are drawn on the CPU from one CPU generator whatever the device, so a run's data order
+    # does not depend on where it trains and a run can resume on another device.
     generator = torch.Generator().manual_seed(recipe["seed"])
     step, trained_seconds = 0, 0.0
     if state is not None:
@@ -163,13 +169,18 @@ def train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "class_names.txt").write_text("".join(f"{name}\n" for name in CLASS_NAMES))
     print(f"training {sum(p.numel() for p in model.parameters()):,} parameters from step {step} "
-          f"({len(images)} digits) into {out}", flush=True)
+          f"({len(images)} digits, {device}) into {out}", flush=True)
 
     def save() -> None:
         atomic_save({"recipe": recipe, "model": model.state_dict(), "ema": ema.state_dict(),
                      "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
                      "seconds": trained_seconds}, state_file)
         export_checkpoint(ema, config, out / "checkpoint")
+
+    def snapshot() -> None:
+        # Both weight sets, kept: which one (and which step) samples best is decided by evaluation.
+        for name, weights in (("ema", ema), ("raw", model)):
+            export_checkpoint(weights, config, out / "snapshots" / f"step-{step}-{name}")
 
     session_start = time.monotonic()
     with open(out / "log.jsonl", "a") as log:
@@ -184,7 +195,8 @@ def train(args: argparse.Namespace) -> int:
             losses = []
             groups = training_batch(images, labels, config, recipe["stage_batch"], generator, recipe["shift_pixels"])
             total = sum(g[0].shape[0] for g in groups)
-            for x_t, timestep, y, target in groups:
+            for stage_group in groups:
+                x_t, timestep, y, target = (v.to(device, non_blocking=True) for v in stage_group)
                 loss = F.mse_loss(model(x_t, timestep, y), target)
                 (loss * x_t.shape[0] / total).backward()
                 losses.append(loss.item())
@@ -205,6 +217,8 @@ def train(args: argparse.Namespace) -> int:
                       flush=True)
             if step % args.save_every == 0:
                 save()
+            if args.snapshot_every and step % args.snapshot_every == 0:
+                snapshot()
     save()
     print(f"saved step {step} to {out / 'checkpoint'} ({trained_seconds / 60:.1f} min of training)", flush=True)
     return 0
@@ -239,12 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--snapshot-every", type=int, default=0,
+                        help="also keep the EMA and raw weights every N steps under OUT_DIR/snapshots/")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N); batches are drawn on the CPU either way")
     args = parser.parse_args(argv)
     if len(args.stage_batch) != args.stages:
         print(f"pixelflow train: --stage-batch needs {args.stages} numbers", file=sys.stderr)
         return 2
     args.init_weights, args.init_from_sha256 = None, None
     try:
+        if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+            raise TrainingError(f"--device {args.device}: PyTorch sees no CUDA device here")
         if args.init_from:
             checkpoint = load_checkpoint(Path(args.init_from))
             wanted = ModelConfig(**recipe_from_args(args)["model"])

@@ -122,3 +122,22 @@ def test_a_run_can_start_from_a_checkpoint_of_the_same_model_only(tmp_path):
     other = write_random_checkpoint(tmp_path / "other", ModelConfig(**{**config.__dict__, "depth": 2}), seed=3)
     refused = _train(tmp_path / "run2", "--steps", "1", "--init-from", str(other))
     assert refused.returncode == 2 and "its model differs from the flags (depth)" in refused.stderr
+
+
+def test_snapshots_keep_both_weight_sets_and_a_missing_gpu_is_refused_before_anything_is_touched(tmp_path):
+    out = tmp_path / "run"
+    run = _train(out, "--steps", "4", "--snapshot-every", "2", "--lr", "1e-2")
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [
+        "step-2-ema", "step-2-raw", "step-4-ema", "step-4-raw"]
+    raw = load_checkpoint(out / "snapshots" / "step-4-raw").model.state_dict()
+    ema = load_checkpoint(out / "snapshots" / "step-4-ema").model.state_dict()
+    state = torch.load(out / "state.pt")
+    assert all(torch.equal(raw[k], state["model"][k]) for k in raw)
+    assert all(torch.equal(ema[k], state["ema"][k]) for k in ema)
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    if not torch.cuda.is_available():
+        refused = _train(out, "--steps", "4", "--force", "--device", "cuda")
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == "pixelflow train: --device cuda: PyTorch sees no CUDA device here"
+        assert (out / "state.pt").is_file()  # --force deletes nothing when the run cannot start
