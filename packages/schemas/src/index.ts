@@ -40,3 +40,4 @@ export {
   type JobEventPayload,
 } from './jobs.ts';
 export { CommonEnv, EnvError, intVar, LogLevel, parseEnv, RedisPrefix, RedisUrl } from './env.ts';
+export { ClassList, ModelInfo, ModelList, ModelStatus, Readiness } from './service-info.ts';

@@ -1,40 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { liveWorkers, pingRedis, type WorkerHeartbeat } from '@pixelflow/queue';
-import { Problem } from '@pixelflow/schemas';
+import { ClassList, ModelList, Problem, Readiness } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { problem, PROBLEMS, sendProblem, type ProblemKind } from '../problems.ts';
 
 // The model, health, readiness, metrics and the problem types' explanations.
-
-const ModelStatus = z.enum(['ready', 'loading', 'unavailable']).meta({
-  description: 'ready: a worker has this model loaded; loading: a worker is loading it; unavailable: no live worker',
-});
-
-const ModelInfo = z
-  .object({
-    name: z.string(),
-    resolution: z.int(),
-    stages: z.array(z.object({ index: z.int(), resolution: z.int() })),
-    classes: z.int().meta({ description: 'Number of classes; GET /models/classes lists them' }),
-    parameters: z.int(),
-    dtype: z.string(),
-    defaults: z.object({
-      solver: z.string(),
-      cfg_scale: z.number(),
-      noise_shift: z.number(),
-      steps: z.array(z.int()),
-      num_images: z.int(),
-      class_label: z.int(),
-    }),
-    status: ModelStatus,
-    provider: z.string().nullable().meta({ description: 'Execution provider of the ready worker (cpu or cuda)' }),
-    workers: z.int().meta({ description: 'Live workers serving this model' }),
-  })
-  .meta({ id: 'ModelInfo' });
-
-const ClassList = z.object({ classes: z.array(z.object({ index: z.int(), name: z.string() })) });
 
 async function servingWorkers(ctx: ApiContext): Promise<WorkerHeartbeat[]> {
   const now = Date.now();
@@ -48,7 +20,7 @@ export function opsRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
     const api = app.withTypeProvider<ZodTypeProvider>();
 
-    api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: z.object({ models: z.array(ModelInfo) }), 503: Problem } } }, async () => {
+    api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: ModelList, 503: Problem } } }, async () => {
       const workers = await servingWorkers(ctx);
       const ready = workers.filter((w) => w.state === 'ready');
       const m = ctx.manifest;
@@ -83,7 +55,7 @@ export function opsRoutes(ctx: ApiContext) {
           summary: 'Readiness: Redis answers and a worker has the model loaded',
           description: 'Load balancers should send traffic only while this is 200. It is 503 while the worker still loads the model (the moment the original demo answered "Bad Gateway").',
           tags: ['ops'],
-          response: { 200: z.object({ status: z.literal('ready'), workers: z.int() }), 503: Problem },
+          response: { 200: Readiness, 503: Problem },
         },
       },
       async (_request, reply) => {
