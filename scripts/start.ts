@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { buildWeb } from '@pixelflow/web/build';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -103,13 +104,21 @@ process.on('SIGINT', () => shutdown(0));
 process.on('SIGTERM', () => shutdown(0));
 
 await ensureRedis();
+// The page is built on every start (about a second), so it always matches the sources.
+if (env['WEB_DIR'] === undefined) {
+  try {
+    await buildWeb();
+  } catch (error) {
+    say(`building the web page failed (${(error as Error).message}); the API runs without it`);
+  }
+}
 startService('worker');
 startService('api');
 const base = `http://${env['HOST'] === '0.0.0.0' ? '127.0.0.1' : env['HOST']}:${env['PORT']}`;
 for (let waited = 0; !stopping; waited += 250) {
   const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
   if (status === 200) {
-    say(`ready: ${base}  (API docs: ${base}/docs, try: curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"class": "digit 7"}')`);
+    say(`ready: open ${base}/ in a browser  (API docs: ${base}/docs, try: curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"class": "digit 7"}')`);
     break;
   }
   if (waited > 0 && waited % 10_000 === 0) say(`waiting for the worker to load the model (${waited / 1000} s)`);

@@ -13,6 +13,7 @@ import { ApiMetrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { webRoutes } from './routes/web.ts';
 
 // The Fastify application: schemas on every route (zod, through the type
 // provider, which also writes the OpenAPI document), problem+json errors,
@@ -111,6 +112,7 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
   await app.register(jobRoutes(ctx));
   await app.register(eventRoutes(ctx));
   await app.register(opsRoutes(ctx));
+  await app.register(webRoutes(ctx));
   // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
   // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
   ctx.hub.start().catch((error: unknown) => app.log.error({ err: error }, 'subscribing to job events failed'));

@@ -1,4 +1,5 @@
 import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
+import { WEB_DIST_DIR } from '@pixelflow/web';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
@@ -15,6 +16,8 @@ export const ApiEnv = CommonEnv.extend({
   SSE_HEARTBEAT_MS: intVar(100, 300_000, 15_000),
   /** A worker heartbeat older than this does not count for /readyz. */
   WORKER_STALE_MS: intVar(1000, 600_000, 15_000),
+  /** The built web page (`pnpm build:web`), served at `/`. */
+  WEB_DIR: z.string().min(1).default(WEB_DIST_DIR),
 });
 
 export type ApiConfig = z.output<typeof ApiEnv>;
