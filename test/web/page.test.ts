@@ -159,6 +159,32 @@ describe('the web page', () => {
     await page.close();
   });
 
+  it('runs what the sliders say (CFG, noise shift, steps of each stage), and Dopri5 turns the Euler-only controls off', async () => {
+    const page = await openPage();
+    await page.focus('#cfg');
+    for (let i = 0; i < 25; i++) await page.keyboard.press('ArrowRight');
+    expect(await page.textContent('#cfg-value')).toBe('6.5');
+    await page.focus('#noise-shift');
+    for (let i = 0; i < 2; i++) await page.keyboard.press('ArrowRight');
+    await page.focus('#steps-3');
+    for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowLeft');
+    await page.fill('#num-images', '1');
+    await page.fill('#seed', '99');
+    await page.click('#generate');
+    await expect.poll(() => page.textContent('#job-status'), { timeout: 60_000 }).toMatch(/^Done: 1 images/);
+    expect(JSON.parse((await page.textContent('#job-parameters')) as string)).toMatchObject({ cfg_scale: 6.5, noise_shift: 3, steps: [10, 10, 10, 5], solver: 'euler', seed: 99, num_images: 1 });
+
+    await page.check('#dopri5');
+    for (const control of ['#noise-shift', '#steps-0', '#steps-3']) expect(await page.locator(control).isDisabled(), control).toBe(true);
+    await page.click('#generate');
+    await expect.poll(() => page.textContent('#job-parameters'), { timeout: 60_000 }).toContain('"solver": "dopri5"');
+    await expect.poll(() => page.textContent('#job-status'), { timeout: 60_000 }).toMatch(/^Done: 1 images/);
+    expect(await page.textContent('#gallery .hint')).toBe('CFG 6.5, Dopri5');
+    await page.uncheck('#dopri5');
+    expect(await page.locator('#steps-0').isEnabled()).toBe(true);
+    await page.close();
+  });
+
   it('shows the API’s own message next to a bad field and sends nothing the API would not accept', async () => {
     const page = await openPage();
     await page.fill('#seed', '-5');
@@ -175,18 +201,30 @@ describe('the web page', () => {
     await page.close();
   });
 
-  it('cancels a running job', async () => {
-    const page = await openPage();
-    await setLongJob(page);
-    await page.click('#generate');
-    await expect.poll(() => page.textContent('#job-status'), { timeout: 30_000 }).toMatch(/^Running: stage/);
-    expect(await page.locator('#cancel').isEnabled()).toBe(true);
-    await page.click('#cancel');
-    await expect.poll(() => page.textContent('#job-status'), { timeout: 30_000 }).toMatch(/^Canceled/);
-    const id = decodeURIComponent(new URL(page.url()).hash.replace('#job=', ''));
-    expect(((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status).toBe('canceled');
-    expect(await page.locator('#cancel').isDisabled()).toBe(true);
-    await page.close();
+  it('shows the queue position of a waiting job, and cancels it while queued and while running', async () => {
+    const running = await openPage();
+    await setLongJob(running);
+    await running.click('#generate');
+    await expect.poll(() => running.textContent('#job-status'), { timeout: 30_000 }).toMatch(/^Running: stage/);
+    // A second job waits behind it.
+    const waiting = await openPage();
+    await waiting.click('#generate');
+    await expect.poll(() => waiting.textContent('#job-status')).toMatch(/^Queued, position 1/);
+    await waiting.click('#cancel');
+    await expect.poll(() => waiting.textContent('#job-status')).toMatch(/^Canceled/);
+    expect(await waiting.locator('#cancel').isDisabled()).toBe(true);
+    expect(await waiting.locator('#gallery li').count()).toBe(0);
+
+    expect(await running.locator('#cancel').isEnabled()).toBe(true);
+    await running.click('#cancel');
+    await expect.poll(() => running.textContent('#job-status'), { timeout: 30_000 }).toMatch(/^Canceled/);
+    for (const page of [running, waiting]) {
+      const id = decodeURIComponent(new URL(page.url()).hash.replace('#job=', ''));
+      expect(((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status).toBe('canceled');
+    }
+    expect(await running.locator('#cancel').isDisabled()).toBe(true);
+    await running.close();
+    await waiting.close();
   });
 
   it('shows a lost connection and resumes the event stream when the API comes back, missing nothing', async () => {
@@ -218,10 +256,10 @@ describe('the web page', () => {
 
   it('lists this browser’s recent jobs, newest first, with their status, and re-opens one by id, also from a link', async () => {
     const page = await openPage();
-    // This profile made two jobs above: the canceled long one, and before it the digit 7 one.
-    await expect.poll(() => page.locator('#recent-jobs li .badge').allTextContents()).toEqual(['canceled', 'succeeded']);
-    expect(await page.locator('#recent-jobs li button[data-job]').allTextContents()).toEqual(['digit 0 × 8', 'digit 7 × 4']);
-    const digit7 = page.locator('#recent-jobs li button[data-job]').nth(1);
+    // Newest first: the two canceled jobs, then the slider test's two, then the digit 7 job.
+    await expect.poll(() => page.locator('#recent-jobs li .badge').allTextContents()).toEqual(['canceled', 'canceled', 'succeeded', 'succeeded', 'succeeded']);
+    expect(await page.locator('#recent-jobs li button[data-job]').allTextContents()).toEqual(['digit 0 × 4', 'digit 0 × 8', 'digit 0 × 1', 'digit 0 × 1', 'digit 7 × 4']);
+    const digit7 = page.locator('#recent-jobs li button[data-job]').nth(4);
     const id = (await digit7.getAttribute('data-job')) as string;
     await digit7.focus();
     await page.keyboard.press('Enter');

@@ -16,6 +16,8 @@ export class ClassPicker {
   private shown: ClassOption[] = [];
   private active = -1;
   private chosen: ClassOption | null = null;
+  /** The last class chosen, which Escape goes back to after typing. */
+  private committed: ClassOption | null = null;
 
   private readonly input: HTMLInputElement;
   private readonly list: HTMLUListElement;
@@ -99,6 +101,7 @@ export class ClassPicker {
 
   private choose(option: ClassOption, notify = true): void {
     this.chosen = option;
+    this.committed = option;
     this.input.value = option.name;
     this.close();
     if (notify) this.changed();
@@ -119,8 +122,8 @@ export class ClassPicker {
       if (option) this.choose(option);
     } else if (event.key === 'Escape' && isOpen) {
       event.preventDefault();
-      this.close();
-      if (this.chosen) this.input.value = this.chosen.name;
+      if (this.committed) this.choose(this.committed, false);
+      else this.close();
     }
   }
 }
