@@ -93,6 +93,13 @@ export class JobPanel {
       if (FINISHED.has(job.status)) this.finish(job);
     } catch (error) {
       if (error instanceof NetworkError) this.connection.set('requests', false);
+      if (error instanceof ApiProblem && error.problem.status === 404 && this.job?.id === id) {
+        // Deleted after its retention period: nothing left to follow.
+        this.detach();
+        this.cancelButton.disabled = true;
+        this.status.textContent = `Job ${id}: ${error.problem.detail}`;
+        return;
+      }
     }
     this.schedulePoll();
   }
