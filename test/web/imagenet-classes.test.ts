@@ -1,18 +1,18 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { keys, sendHeartbeat } from '@pixelflow/queue';
 import type { ModelManifest } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, TINY, type TestService } from '../service/support.ts';
+import { launchChromium } from './browser.ts';
 
 // The class picker with an ImageNet-sized list: 1000 names, opening on "daisy" as the original demo
 // does. Only the API runs (the page needs no worker to pick a class); a heartbeat of a worker that
 // serves this model makes /readyz say ready.
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const DAISY = 985;
 
 let service: TestService;
@@ -43,7 +43,7 @@ beforeAll(async () => {
     }, 10);
   await heartbeat();
   beat = setInterval(() => void heartbeat(), 500);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

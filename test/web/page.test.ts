@@ -3,19 +3,18 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
 import { buildWeb } from '@pixelflow/web/build';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../services/api/src/app.ts';
 import { loadApiConfig } from '../../services/api/src/config.ts';
 import { postJob, REPO, startService, waitForStatus, type TestService } from '../service/support.ts';
+import { launchChromium } from './browser.ts';
 
 // The web page in a real Chromium (Debian's, driven by playwright-core; nothing is downloaded),
-// against the real API and worker with the embedded default model. A missing browser fails the
-// suite: install it with `apt-get install chromium` (.ci/run does).
+// against the real API and worker with the embedded default model.
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OUTPUT = join(REPO, 'test-output/web');
 // A job long enough to cancel, or to outlive an API restart: 8 images, 100 steps in every stage.
 const LONG_STEPS = 100;
@@ -62,14 +61,7 @@ beforeAll(async () => {
   await mkdir(OUTPUT, { recursive: true });
   // No worker yet: the page must wait for readiness first.
   service = await startService({ env: { MODEL_DIR: DEFAULT_MODEL_DIR, WEB_DIR: webDir, ORT_THREADS: '1', SSE_HEARTBEAT_MS: '1000' } });
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
-  } catch (error) {
-    throw new Error(`cannot start Chromium at ${CHROMIUM} (install Debian's chromium, or set CHROMIUM_PATH): ${(error as Error).message.split('\n')[0]}`);
-  }
+  browser = await launchChromium();
   profile = await browser.newContext({ acceptDownloads: true, permissions: ['clipboard-read', 'clipboard-write'], viewport: { width: 1200, height: 900 } });
 });
 
