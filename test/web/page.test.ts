@@ -186,10 +186,14 @@ describe('the web page', () => {
     expect(expected.errors[0]?.message).toBe('must be an integer from 0 to 4294967295');
     expect(await page.getAttribute('#seed', 'aria-invalid')).toBe('true');
     expect(await page.isHidden('#job')).toBe(true);
-    // Editing the field clears its message.
-    await page.fill('#seed', '5');
+    // A new value clears the field's message: Random draws a valid seed.
+    await page.click('#random-seed');
     expect(await page.textContent('#seed-error')).toBe('');
     expect(await page.getAttribute('#seed', 'aria-invalid')).toBeNull();
+    const drawn = Number(await page.inputValue('#seed'));
+    expect(Number.isInteger(drawn) && drawn >= 0 && drawn <= 0xffff_ffff).toBe(true);
+    await page.click('#random-seed');
+    expect(Number(await page.inputValue('#seed'))).not.toBe(drawn); // (a repeat: 1 in 2^32)
     await page.close();
   });
 
