@@ -47,6 +47,9 @@ export class JobPanel {
     this.copyResult.textContent = '';
     this.detail = '';
     this.root.hidden = false;
+    // What a job runs with never changes: written once, not at every progress event.
+    this.parameters.textContent = JSON.stringify({ id: job.id, model: job.model, ...job.parameters }, null, 2);
+    this.actions.hidden = false;
     this.update(job);
     for (const preview of job.previews) this.addPreview(preview.stage, preview.resolution, preview.url);
     if (!FINISHED.has(job.status)) {
@@ -144,8 +147,6 @@ export class JobPanel {
   private update(job: Job): void {
     this.job = job;
     this.cancelButton.disabled = FINISHED.has(job.status);
-    this.parameters.textContent = JSON.stringify({ id: job.id, model: job.model, ...job.parameters }, null, 2);
-    this.actions.hidden = false;
     const p = job.progress;
     switch (job.status) {
       case 'queued':

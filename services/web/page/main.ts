@@ -19,15 +19,10 @@ const statusBox = byId('model-status');
 const generateButton = byId<HTMLButtonElement>('generate');
 
 const recent = new RecentJobs((id) => void openJob(id));
-let shownStatus = '';
 const panel = new JobPanel(connection, (job) => {
   const active = job.status === 'queued' || job.status === 'running';
   generateButton.textContent = active ? 'Generate another' : 'Generate';
-  // The recent list shows each job's status: refresh it when the shown job's status changes.
-  if (`${job.id}:${job.status}` !== shownStatus) {
-    shownStatus = `${job.id}:${job.status}`;
-    void recent.render();
-  }
+  recent.showStatus(job.id, job.status);
 });
 
 function describe(model: ModelInfo): string {
@@ -104,7 +99,7 @@ window.addEventListener('hashchange', () => {
 });
 
 async function start(): Promise<void> {
-  await recent.render();
+  recent.render();
   const linked = jobInHash();
   if (linked) void openJob(linked);
   await waitUntilReady();

@@ -35,32 +35,51 @@ export class RecentJobs {
     this.open = open;
   }
 
+  /** Lists a job just created at the top; the other rows stay as they are. */
   remember(job: Job): void {
     const entry: RecentJob = { id: job.id, class_name: job.parameters.class_name, num_images: job.parameters.num_images, created_at: job.created_at };
     this.save([entry, ...load().filter((j) => j.id !== job.id)].slice(0, KEEP));
+    this.rowOf(job.id)?.remove();
+    this.list.prepend(this.row(entry, job.status));
+    while (this.list.children.length > KEEP) this.list.lastElementChild?.remove();
+    this.empty.hidden = true;
   }
 
-  async render(): Promise<void> {
+  /** The status of a job the page follows anyway (no request of its own). */
+  showStatus(id: string, status: string): void {
+    const badge = this.rowOf(id)?.querySelector('.badge');
+    if (badge) badge.textContent = status;
+  }
+
+  /** The whole list, each job's status asked of the API once. */
+  render(): void {
     const jobs = load();
     this.empty.hidden = jobs.length > 0;
-    const rows = jobs.map((job) => {
-      const status = h('span', { class: 'badge' }, '…');
-      const open = h('button', { type: 'button', class: 'link', 'data-job': job.id }, `${job.class_name} × ${job.num_images}`);
-      open.addEventListener('click', () => this.open(job.id));
-      const remove = h('button', { type: 'button', class: 'link subtle', 'aria-label': `Forget job ${job.id}` }, 'forget');
-      remove.addEventListener('click', () => {
-        this.save(load().filter((j) => j.id !== job.id));
-        void this.render();
-      });
-      const when = new Date(job.created_at);
-      const row = h('li', {}, open, ' ', status, ' ', h('time', { datetime: job.created_at }, Number.isNaN(when.getTime()) ? '' : when.toLocaleTimeString()), ' ', remove);
+    this.list.replaceChildren(...jobs.map((job) => this.row(job, null)));
+    for (const job of jobs) {
       api.job(job.id).then(
-        (current) => void (status.textContent = current.status),
-        (error: unknown) => void (status.textContent = error instanceof ApiProblem && error.problem.status === 404 ? 'expired' : 'unknown'),
+        (current) => this.showStatus(job.id, current.status),
+        (error: unknown) => this.showStatus(job.id, error instanceof ApiProblem && error.problem.status === 404 ? 'expired' : 'unknown'),
       );
-      return row;
+    }
+  }
+
+  private rowOf(id: string): HTMLLIElement | null {
+    return this.list.querySelector<HTMLLIElement>(`li[data-job="${CSS.escape(id)}"]`);
+  }
+
+  private row(job: RecentJob, status: string | null): HTMLLIElement {
+    const open = h('button', { type: 'button', class: 'link', 'data-job': job.id }, `${job.class_name} × ${job.num_images}`);
+    open.addEventListener('click', () => this.open(job.id));
+    const remove = h('button', { type: 'button', class: 'link subtle', 'aria-label': `Forget job ${job.id}` }, 'forget');
+    const when = new Date(job.created_at);
+    const row = h('li', { 'data-job': job.id }, open, ' ', h('span', { class: 'badge' }, status ?? '…'), ' ', h('time', { datetime: job.created_at }, Number.isNaN(when.getTime()) ? '' : when.toLocaleTimeString()), ' ', remove);
+    remove.addEventListener('click', () => {
+      this.save(load().filter((j) => j.id !== job.id));
+      row.remove();
+      this.empty.hidden = this.list.children.length > 0;
     });
-    this.list.replaceChildren(...rows);
+    return row;
   }
 
   private save(jobs: RecentJob[]): void {
