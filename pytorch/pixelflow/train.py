@@ -9,7 +9,8 @@ fixed seed. Every batch is split into fixed per-stage groups so that shapes neve
 
 OUT_DIR holds `state.pt` (everything needed to resume, saved atomically every --save-every steps and
 when the time budget ends), `log.jsonl` (loss per stage), `checkpoint/`, an official-format folder
-(config.yaml + model.pt with the EMA weights) ready for `pnpm pixelflow convert`, and
+(config.yaml + model.pt with the EMA weights) ready for `pnpm pixelflow convert`, `checkpoint-raw/`
+(the same with the training weights themselves, written at the same moments), and
 `class_names.txt` for its --class-names; with --snapshot-every, `snapshots/step-N-ema/` and
 `snapshots/step-N-raw/` in the same format, so that evaluation can pick the weights to ship.
 Batches are built on the CPU; --device cuda moves only the model's work to a GPU.
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import CheckpointError, ModelConfig
+from .config import ModelConfig
 from .mnist_data import CLASS_NAMES, DataError, find_package, load_digits
 from .network import PixelFlowNet
 from .scheduler import STAGE_GRID_END, stages
@@ -121,6 +122,21 @@ def export_checkpoint(weights: PixelFlowNet, config: ModelConfig, folder: Path) 
     os.replace(partial, folder)
 
 
+def check_device(name: str) -> None:
+    """Refuses a device this machine cannot train on, before anything is read or deleted."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"--device {name}: not a device name (cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"--device {name}: PyTorch sees no CUDA device here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TrainingError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise TrainingError(f"--device {name}: only cpu and cuda are supported")
+
+
 def train(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     state_file = out / "state.pt"
@@ -131,14 +147,15 @@ def train(args: argparse.Namespace) -> int:
         state = torch.load(state_file, map_location="cpu")
         # Recipe keys added after a run started take their default there.
         trained = {**RECIPE_DEFAULTS, **state.get("recipe", {})}
+        if args.init_from is None:
+            # The starting weights are in the state already; their folder need not exist any more.
+            recipe["init_from"] = trained["init_from"]
         if trained != recipe:
             changed = sorted(k for k in set(recipe) | set(trained) if recipe.get(k) != trained.get(k))
             raise TrainingError(f"--resume: {state_file} was trained with a different recipe ({', '.join(changed)} differ)")
     else:
-        if out.exists() and any(out.iterdir()):
-            if not args.force:
-                raise TrainingError(f"{out} already exists and is not empty (use --resume to continue, --force to start over)")
-            shutil.rmtree(out)
+        if out.exists() and any(out.iterdir()) and not args.force:
+            raise TrainingError(f"{out} already exists and is not empty (use --resume to continue, --force to start over)")
         state = None
     package = Path(args.mnist) if args.mnist else find_package(REPO)
     train_set, _ = load_digits(package)
@@ -149,7 +166,7 @@ def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model = PixelFlowNet(config)
-    if args.init_weights is not None:
+    if args.init_weights is not None and state is None:
         model.load_state_dict(args.init_weights)
     model.to(device)
     ema = PixelFlowNet(config).to(device)
@@ -166,6 +183,9 @@ def train(args: argparse.Namespace) -> int:
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         step, trained_seconds = state["step"], state["seconds"]
+    if state is None and out.exists():
+        # --force: only now that the data, the model and the device are known to work.
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "class_names.txt").write_text("".join(f"{name}\n" for name in CLASS_NAMES))
     print(f"training {sum(p.numel() for p in model.parameters()):,} parameters from step {step} "
@@ -176,6 +196,7 @@ def train(args: argparse.Namespace) -> int:
                      "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
                      "seconds": trained_seconds}, state_file)
         export_checkpoint(ema, config, out / "checkpoint")
+        export_checkpoint(model, config, out / "checkpoint-raw")
 
     def snapshot() -> None:
         # Both weight sets, kept: which one (and which step) samples best is decided by evaluation.
@@ -199,7 +220,7 @@ def train(args: argparse.Namespace) -> int:
                 x_t, timestep, y, target = (v.to(device, non_blocking=True) for v in stage_group)
                 loss = F.mse_loss(model(x_t, timestep, y), target)
                 (loss * x_t.shape[0] / total).backward()
-                losses.append(loss.item())
+                losses.append(loss.detach())  # read back only when logged: .item() waits for a GPU
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["clip"])
             optimizer.step()
             with torch.no_grad():
@@ -208,13 +229,14 @@ def train(args: argparse.Namespace) -> int:
             step += 1
             trained_seconds += time.monotonic() - started
             if step % args.log_every == 0:
+                stage_losses = [loss.item() for loss in losses]
                 log.write(json.dumps({"step": step, "seconds": round(trained_seconds, 1),
                                       "lr": learning_rate(recipe, step - 1),
-                                      "loss_per_stage": [round(v, 5) for v in losses]}) + "\n")
+                                      "loss_per_stage": [round(v, 5) for v in stage_losses]}) + "\n")
                 log.flush()
-            if step % args.log_every == 0 and step % (10 * args.log_every) == 0:
-                print(f"step {step} {trained_seconds / 60:.1f} min loss per stage {[round(v, 4) for v in losses]}",
-                      flush=True)
+                if step % (10 * args.log_every) == 0:
+                    print(f"step {step} {trained_seconds / 60:.1f} min loss per stage "
+                          f"{[round(v, 4) for v in stage_losses]}", flush=True)
             if step % args.save_every == 0:
                 save()
             if args.snapshot_every and step % args.snapshot_every == 0:
@@ -262,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.init_weights, args.init_from_sha256 = None, None
     try:
-        if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-            raise TrainingError(f"--device {args.device}: PyTorch sees no CUDA device here")
+        check_device(args.device)
         if args.init_from:
             checkpoint = load_checkpoint(Path(args.init_from))
             wanted = ModelConfig(**recipe_from_args(args)["model"])
@@ -272,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise TrainingError(f"--init-from {args.init_from}: its model differs from the flags ({', '.join(differ)})")
             args.init_weights, args.init_from_sha256 = checkpoint.model.state_dict(), checkpoint.weights_sha256
         return train(args)
-    except (TrainingError, DataError, CheckpointError, ValueError) as error:
+    except (TrainingError, DataError, ValueError) as error:  # CheckpointError is a ValueError
         print(f"pixelflow train: {error}", file=sys.stderr)
         return 2
 

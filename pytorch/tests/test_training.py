@@ -141,3 +141,27 @@ def test_snapshots_keep_both_weight_sets_and_a_missing_gpu_is_refused_before_any
         assert refused.returncode == 2
         assert refused.stderr.strip() == "pixelflow train: --device cuda: PyTorch sees no CUDA device here"
         assert (out / "state.pt").is_file()  # --force deletes nothing when the run cannot start
+
+
+def test_force_deletes_nothing_until_the_run_can_start_and_a_resume_needs_no_starting_folder(tmp_path):
+    from pixelflow.random_checkpoint import write_random_checkpoint
+    out = tmp_path / "run"
+    assert _train(out, "--steps", "2").returncode == 0
+    for bad in (("--mnist", str(tmp_path / "nothing-here")), ("--device", "gpu"), ("--device", "tpu")):
+        refused = _train(out, "--steps", "2", "--force", *bad)
+        assert refused.returncode == 2, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("pixelflow train: ")
+        assert (out / "state.pt").is_file(), bad
+    # The raw training weights are kept beside the EMA ones at every save.
+    state = torch.load(out / "state.pt")
+    raw = load_checkpoint(out / "checkpoint-raw").model.state_dict()
+    assert all(torch.equal(raw[k], state["model"][k]) for k in raw)
+    # A run started from a checkpoint resumes without it: the weights are in its state.
+    config = ModelConfig(in_channels=3, out_channels=3, patch_size=2, num_attention_heads=1, attention_head_dim=8,
+                         depth=1, num_classes=10, resolution=32, num_stages=4)
+    start = write_random_checkpoint(tmp_path / "start", config, seed=3)
+    assert _train(tmp_path / "from", "--steps", "2", "--init-from", str(start)).returncode == 0
+    import shutil
+    shutil.rmtree(start)
+    resumed = _train(tmp_path / "from", "--steps", "2", "--resume")
+    assert resumed.returncode == 0 and "from step 2" in resumed.stdout, resumed.stderr
