@@ -49,7 +49,6 @@ describe('parseEvalArgs', () => {
     expect(a).toMatchObject({
       model: DEFAULT_MODEL_DIR,
       classifier: DEFAULT_CLASSIFIER_DIR,
-      defaultClassifier: true,
       perClass: 50,
       cfg: undefined,
       steps: undefined,

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { ManifestDefaults } from '@pixelflow/schemas';
 import { CliError, UsageError } from '../errors.ts';
 import { numeric, parseFlags } from '../flags.ts';
 import { describeTried, findPython, installHint, pythonEnv, runPython } from '../python.ts';
@@ -76,12 +77,13 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     throw new UsageError(`--dtype must be fp32 or fp16, not '${values.dtype}'`, { command: COMMAND });
   }
   if (values.name !== undefined && values.name.trim() === '') throw new UsageError('--name must not be empty', { command: COMMAND });
-  const defaultCfg = values['default-cfg'] === undefined ? undefined : numeric(values['default-cfg']);
-  if (defaultCfg !== undefined && (typeof defaultCfg !== 'number' || !(defaultCfg >= 1 && defaultCfg <= 25))) {
+  // The ranges are pixelflow.json's own (ManifestDefaults): what convert accepts, the manifest holds.
+  const cfg = values['default-cfg'] === undefined ? undefined : ManifestDefaults.shape.cfg_scale.safeParse(numeric(values['default-cfg']));
+  if (cfg?.success === false) {
     throw new UsageError(`--default-cfg must be a number from 1 to 25, not '${values['default-cfg']}'`, { command: COMMAND });
   }
-  const defaultSteps = values['default-steps']?.split(',').map(numeric);
-  if (defaultSteps !== undefined && !defaultSteps.every((n) => Number.isInteger(n) && +n >= 1 && +n <= 100)) {
+  const steps = values['default-steps'] === undefined ? undefined : ManifestDefaults.shape.steps.safeParse(values['default-steps'].split(',').map(numeric));
+  if (steps?.success === false) {
     throw new UsageError(
       `--default-steps must be an integer from 1 to 100, or one per stage separated by commas, not '${values['default-steps']}'`,
       { command: COMMAND },
@@ -95,8 +97,8 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     force: values.force,
     ...(values.name !== undefined && { name: values.name }),
     ...(values['class-names'] !== undefined && { classNames: values['class-names'] }),
-    ...(defaultCfg !== undefined && { defaultCfg: defaultCfg as number }),
-    ...(defaultSteps !== undefined && { defaultSteps: defaultSteps as number[] }),
+    ...(cfg?.data !== undefined && { defaultCfg: cfg.data }),
+    ...(steps?.data !== undefined && { defaultSteps: steps.data }),
   };
 }
 

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -98,7 +97,6 @@ input, 130 interrupted (nothing written), 1 anything else.
 export interface EvalArgs {
   model: string;
   classifier: string;
-  defaultClassifier: boolean;
   perClass: number;
   /** The flags as JSON-ish values for the generation request; undefined: the model's default. */
   cfg: (number | string)[] | undefined;
@@ -153,7 +151,6 @@ export function parseEvalArgs(args: readonly string[]): EvalArgs | 'help' {
   return {
     model: values.model ?? DEFAULT_MODEL_DIR,
     classifier: values.classifier ?? DEFAULT_CLASSIFIER_DIR,
-    defaultClassifier: values.classifier === undefined,
     perClass,
     cfg: values.cfg?.split(',').map(numeric),
     steps: stepsText?.map(stepsValue),
@@ -470,9 +467,6 @@ async function loadModelFolder(args: EvalArgs): Promise<ModelDir> {
 }
 
 async function loadClassifierFolder(args: EvalArgs): Promise<ClassifierDir> {
-  if (args.defaultClassifier && !existsSync(args.classifier)) {
-    throw usage(`the digit classifier is not there: ${args.classifier} does not exist (pass --classifier DIR)`);
-  }
   try {
     return await loadClassifierDir(args.classifier);
   } catch (error) {
