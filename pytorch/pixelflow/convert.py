@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_config
 from .class_names import resolve_class_names
 from .config import CheckpointError
 from .export import export_onnx
@@ -43,13 +43,14 @@ def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: s
         raise UsageError(f"--default-cfg must be between 1 and 25, got {cfg_scale}")
     if steps is not None and not all(1 <= n <= 100 for n in steps):
         raise UsageError(f"--default-steps must be between 1 and 100 each, got {','.join(map(str, steps))}")
-    checkpoint = load_checkpoint(checkpoint_dir)
+    # Everything that the config alone decides is checked before the weights (GBs for XL) are read.
+    config = read_config(checkpoint_dir)
     if steps is not None and len(steps) == 1:
-        steps = steps * checkpoint.config.num_stages
-    if steps is not None and len(steps) != checkpoint.config.num_stages:
-        raise UsageError(f"--default-steps needs 1 or {checkpoint.config.num_stages} numbers (one per stage), "
-                         f"got {len(steps)}")
-    names = resolve_class_names(checkpoint.config.num_classes, class_names_file)
+        steps = steps * config.num_stages
+    if steps is not None and len(steps) != config.num_stages:
+        raise UsageError(f"--default-steps needs 1 or {config.num_stages} numbers (one per stage), got {len(steps)}")
+    names = resolve_class_names(config.num_classes, class_names_file)
+    checkpoint = load_checkpoint(checkpoint_dir)
     parameters = checkpoint.model.num_parameters()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))

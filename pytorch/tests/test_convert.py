@@ -1,6 +1,7 @@
 """Conversion to the ONNX contract, and what a user sees when it cannot be done."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -159,3 +160,13 @@ def test_sampling_defaults_can_be_chosen_per_model(checkpoint, tmp_path):
     assert ok.returncode == 0, ok.stderr
     written = json.loads((tmp_path / "cli" / "pixelflow.json").read_text())["defaults"]
     assert written["cfg_scale"] == 3.0 and written["steps"] == [5, 5, 9]
+
+
+def test_what_the_config_decides_is_refused_before_the_weights_are_read(checkpoint, tmp_path):
+    # A folder whose weights are unreadable: the steps error must come first, so it came without them.
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    shutil.copy(checkpoint / "config.yaml", config_only / "config.yaml")
+    (config_only / "model.pt").write_bytes(b"not a torch file")
+    with pytest.raises(UsageError, match="needs 1 or 3 numbers"):
+        convert(config_only, tmp_path / "out", steps=[4, 6])
