@@ -1,4 +1,4 @@
-import type { Job, JobImage } from '@pixelflow/schemas';
+import type { Job, JobImage, JobStatus } from '@pixelflow/schemas';
 import { api, ApiProblem, NetworkError } from './api.ts';
 import type { ConnectionBanner } from './connection.ts';
 import { curlFor } from './curl.ts';
@@ -10,7 +10,8 @@ import { JobStream, type JobEvent } from './job-stream.ts';
 // gallery. Events come from the job's SSE stream; a slower poll of GET /jobs/:id keeps the queue
 // position current and finishes the job even if no stream can be held open.
 
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+// (Not the schemas' runtime list: importing it would bundle zod into the page.)
+const FINISHED: ReadonlySet<JobStatus> = new Set<JobStatus>(['succeeded', 'failed', 'canceled']);
 const POLL_QUEUED_MS = 1000;
 const POLL_RUNNING_MS = 4000;
 
