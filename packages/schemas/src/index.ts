@@ -31,6 +31,7 @@ export {
   JOB_STATUSES,
   JobError,
   JobEventData,
+  JobId,
   JobImage,
   JobProgress,
   JobStatus,

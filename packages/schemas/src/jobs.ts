@@ -13,6 +13,16 @@ export const JobStatus = z.enum(JOB_STATUSES).meta({
 });
 export type JobStatus = z.infer<typeof JobStatus>;
 
+/**
+ * A job's id as POST /jobs issues it: `j` and 24 hex digits (unguessable; never all digits and
+ * no ':', as BullMQ's custom ids need). Anything else names no job, and checking it before any
+ * Redis lookup keeps an id from reaching another key, e.g. `<id>:events`, the job's event stream.
+ */
+export const JobId = z
+  .string()
+  .regex(/^j[0-9a-f]{24}$/)
+  .meta({ description: 'The id returned by POST /jobs' });
+
 /** Statuses a job never leaves. */
 export const FINISHED_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
 

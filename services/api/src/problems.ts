@@ -27,6 +27,11 @@ export function problem(kind: ProblemKind, detail: string, extra: Pick<Problem, 
   return { type: problemType(kind), title, status, detail, ...extra };
 }
 
+/** No job `id`: never issued, malformed, or deleted after its retention period. */
+export function jobNotFound(id: string, instance = `/jobs/${id}`): Problem {
+  return problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance });
+}
+
 export function sendProblem(reply: FastifyReply, body: Problem, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(body.status).headers(headers).type('application/problem+json').send(body);
 }

@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { isEventId, type StoredEvent } from '@pixelflow/queue';
-import { FINAL_EVENTS, Problem } from '@pixelflow/schemas';
+import { FINAL_EVENTS, JobId, Problem } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
-import { problem, sendProblem } from '../problems.ts';
+import { jobNotFound, problem, sendProblem } from '../problems.ts';
+import { guardJobRoutes } from './job-guard.ts';
 
 // GET /jobs/:id/events: the job's events as Server-Sent Events, for
 // EventSource. Events come from the job's Redis stream, so a reconnecting
@@ -22,6 +23,7 @@ function format(event: StoredEvent): string {
 
 export function eventRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
+    guardJobRoutes(app);
     app.withTypeProvider<ZodTypeProvider>().get(
       '/jobs/:id/events',
       {
@@ -30,7 +32,7 @@ export function eventRoutes(ctx: ApiContext) {
           description:
             'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64 (when at most 16 KiB)} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
           tags: ['jobs'],
-          params: z.object({ id: z.string().min(1).max(64) }),
+          params: z.object({ id: JobId }),
           querystring: z.object({ last_event_id: z.string().max(64).optional() }),
           headers: z.object({ 'last-event-id': z.string().max(64).optional() }).loose(),
           response: {
@@ -47,7 +49,7 @@ export function eventRoutes(ctx: ApiContext) {
           return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] }));
         }
         if (!(await ctx.records.exists(id))) {
-          return sendProblem(reply, problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance: `/jobs/${id}/events` }));
+          return sendProblem(reply, jobNotFound(id, `/jobs/${id}/events`));
         }
 
         reply.hijack();

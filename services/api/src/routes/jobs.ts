@@ -3,15 +3,15 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { publishCancel } from '@pixelflow/queue';
 import { resultKey } from '@pixelflow/results';
-import { GenerationError, GenerationRequest, Job, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
+import { GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { jobView, jobWork, remainingWork } from '../job-view.ts';
-import { problem, sendProblem } from '../problems.ts';
+import { jobNotFound as notFound, problem, sendProblem } from '../problems.ts';
+import { guardJobRoutes } from './job-guard.ts';
 
 // POST /jobs, GET /jobs/:id, DELETE /jobs/:id and the job's PNGs.
 
-const JobId = z.string().min(1).max(64).meta({ description: 'The id returned by POST /jobs' });
 const JobParams = z.object({ id: JobId });
 /** Jobs ahead whose size a status request reads for its ETA; beyond them it extrapolates. */
 const ETA_SAMPLE = 50;
@@ -45,12 +45,9 @@ async function viewOf(ctx: ApiContext, id: string): Promise<Job | null> {
   return jobView(record, snapshot, workAhead);
 }
 
-function notFound(id: string): Problem {
-  return problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance: `/jobs/${id}` });
-}
-
 export function jobRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
+    guardJobRoutes(app);
     const api = app.withTypeProvider<ZodTypeProvider>();
 
     api.post(
