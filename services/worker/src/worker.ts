@@ -36,6 +36,16 @@ export interface RunningWorker {
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
+const TEARDOWN_REDIS_MS = 2000;
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function startWorker(config: WorkerConfig, log: Logger = pino({ level: config.LOG_LEVEL })): Promise<RunningWorker> {
   const k: Keys = makeKeys(config.REDIS_PREFIX);
@@ -54,164 +64,177 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
   let provider: string = config.ORT_PROVIDER;
   const running = new Map<string, AbortController>();
 
-  const served = await metrics.serve(config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
-  const metricsServer: Server = served.server;
-  log.info({ port: served.port }, `worker metrics on http://${config.WORKER_METRICS_HOST}:${served.port}/metrics`);
-
-  let modelDir: ModelDir;
-  try {
-    modelDir = await loadModelDir(config.MODEL_DIR);
-  } catch (error) {
-    metricsServer.close();
-    redis.disconnect();
-    subscriber.disconnect();
-    throw error;
-  }
-  const manifest = modelDir.manifest;
-  const heartbeat = (): WorkerHeartbeat => ({
-    worker_id: id,
-    state,
-    model: {
-      name: manifest.name,
-      resolution: manifest.resolution,
-      stages: manifest.stages.map((s) => s.resolution),
-      classes: manifest.classes.names.length,
-      weights_sha256: manifest.source.weights_sha256,
-    },
-    provider,
-    pid: process.pid,
-    hostname: hostname(),
-    started_at: startedAt,
-    sent_at: new Date().toISOString(),
-  });
-  const beat = async (): Promise<void> => {
-    try {
-      await sendHeartbeat(redis, k, heartbeat(), (config.HEARTBEAT_INTERVAL_MS * 3) / 1000);
-    } catch (error) {
-      log.warn({ err: error }, 'heartbeat failed');
+  // What start-up has opened so far: a failed start closes exactly that (an open timer, connection
+  // or server would keep the process alive, still announcing 'loading'), and stop() ends the same way.
+  let metricsServer: Server | undefined;
+  let heartbeatTimer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let model: OnnxModel | undefined;
+  let bull: Worker<QueuedJobData> | undefined;
+  let metricsPort = 0;
+  let beat = async (): Promise<void> => undefined;
+  const teardown = async (): Promise<void> => {
+    await bull?.close();
+    clearInterval(heartbeatTimer);
+    clearInterval(sweepTimer);
+    // Unbounded: with Redis away, commands on this connection would wait for it forever.
+    if (redis.status === 'ready') await withTimeout(clearHeartbeat(redis, k, id), TEARDOWN_REDIS_MS).catch(() => undefined);
+    await model?.dispose().catch((error: unknown) => log.warn({ err: error }, 'disposing of the model failed'));
+    const server = metricsServer;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const connection of [subscriber, redis]) {
+      if (connection.status === 'ready') await withTimeout(connection.quit(), TEARDOWN_REDIS_MS).catch(() => connection.disconnect());
+      else connection.disconnect();
     }
   };
-  const heartbeatTimer = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
-  await beat();
 
-  const loadStarted = performance.now();
-  let model: OnnxModel;
   try {
-    model = await OnnxModel.load(modelDir, {
+    const served = await metrics.serve(config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
+    metricsServer = served.server;
+    metricsPort = served.port;
+    log.info({ port: served.port }, `worker metrics on http://${config.WORKER_METRICS_HOST}:${served.port}/metrics`);
+    const modelDir: ModelDir = await loadModelDir(config.MODEL_DIR);
+    const manifest = modelDir.manifest;
+    const heartbeat = (): WorkerHeartbeat => ({
+      worker_id: id,
+      state,
+      model: {
+        name: manifest.name,
+        resolution: manifest.resolution,
+        stages: manifest.stages.map((s) => s.resolution),
+        classes: manifest.classes.names.length,
+        weights_sha256: manifest.source.weights_sha256,
+      },
+      provider,
+      pid: process.pid,
+      hostname: hostname(),
+      started_at: startedAt,
+      sent_at: new Date().toISOString(),
+    });
+    beat = async (): Promise<void> => {
+      try {
+        await sendHeartbeat(redis, k, heartbeat(), (config.HEARTBEAT_INTERVAL_MS * 3) / 1000);
+      } catch (error) {
+        log.warn({ err: error }, 'heartbeat failed');
+      }
+    };
+    heartbeatTimer = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
+    await beat();
+
+    const loadStarted = performance.now();
+    const loaded = await OnnxModel.load(modelDir, {
       provider: config.ORT_PROVIDER,
       deviceId: config.ORT_DEVICE_ID,
       ...(config.ORT_THREADS > 0 && { intraOpNumThreads: config.ORT_THREADS }),
     });
+    model = loaded;
+    provider = loaded.provider;
+    if (config.WARMUP) {
+      // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
+      // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.
+      const warmStarted = performance.now();
+      const channels = manifest.architecture.in_channels;
+      for (const stage of manifest.stages) {
+        for (const batch of [1, 2]) {
+          const side = stage.resolution;
+          await loaded.predict(
+            new Float32Array(batch * channels * side * side),
+            [batch, channels, side, side],
+            new Float32Array(batch).fill(stage.timestep_first),
+            new BigInt64Array(batch).fill(BigInt(manifest.classes.null_label)),
+          );
+        }
+      }
+      log.info({ seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution');
+    }
+    log.info(
+      { model: manifest.name, provider: loaded.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
+      'model loaded',
+    );
+
+    await subscribeCancels(subscriber, k, (jobId) => {
+      const controller = running.get(jobId);
+      if (controller) {
+        log.info({ job_id: jobId }, 'cancel requested');
+        controller.abort(ABORT_CANCELED);
+      }
+    });
+
+    const sweep = async (): Promise<void> => {
+      try {
+        for (const jobId of await records.expired(new Date())) {
+          await store.deleteJob(jobId);
+          await records.delete(jobId);
+          log.debug({ job_id: jobId }, 'expired job deleted');
+        }
+      } catch (error) {
+        log.warn({ err: error }, 'sweeping expired jobs failed');
+      }
+    };
+    sweepTimer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
+    void sweep();
+
+    const queueWorker = new Worker<QueuedJobData>(
+      QUEUE_NAME,
+      async (job: Job<QueuedJobData>, token?: string) => {
+        const jobId = job.data.id;
+        const controller = new AbortController();
+        running.set(jobId, controller);
+        const jobLog = log.child({ job_id: jobId });
+        try {
+          await runJob(
+            {
+              records,
+              events,
+              store,
+              model: loaded,
+              modelDir,
+              retentionSeconds: config.JOB_RETENTION_SECONDS,
+              log: jobLog,
+              metrics,
+              onThroughput: async (seconds) => {
+                await redis.hset(k.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
+              },
+            },
+            jobId,
+            controller.signal,
+          );
+        } catch (error) {
+          if (error instanceof HandBack) {
+            await job.moveToWait(token);
+            throw new WaitingError();
+          }
+          throw error;
+        } finally {
+          running.delete(jobId);
+        }
+      },
+      {
+        connection: redis,
+        prefix: k.prefix,
+        concurrency: 1,
+        autorun: false,
+        lockDuration: config.LOCK_DURATION_MS,
+        stalledInterval: config.STALLED_INTERVAL_MS,
+        // A job whose worker died is retried once more before BullMQ gives up on it.
+        maxStalledCount: 2,
+      },
+    );
+    bull = queueWorker;
+    queueWorker.on('error', (error) => log.error({ err: error }, 'queue error'));
+    queueWorker.on('lockRenewalFailed', (ids) => {
+      log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
+      for (const jobId of ids) running.get(jobId)?.abort(ABORT_SHUTDOWN);
+    });
+    void queueWorker.run().catch((error: unknown) => log.error({ err: error }, 'worker loop failed'));
+    state = 'ready';
+    metrics.ready.set(1);
+    await beat();
+    log.info({ queue: `${k.prefix}:${QUEUE_NAME}` }, 'worker ready');
   } catch (error) {
-    clearInterval(heartbeatTimer);
-    await clearHeartbeat(redis, k, id).catch(() => undefined);
-    metricsServer.close();
-    redis.disconnect();
-    subscriber.disconnect();
+    await teardown();
     throw error;
   }
-  provider = model.provider;
-  if (config.WARMUP) {
-    // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
-    // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.
-    const warmStarted = performance.now();
-    const channels = manifest.architecture.in_channels;
-    for (const stage of manifest.stages) {
-      for (const batch of [1, 2]) {
-        const side = stage.resolution;
-        await model.predict(
-          new Float32Array(batch * channels * side * side),
-          [batch, channels, side, side],
-          new Float32Array(batch).fill(stage.timestep_first),
-          new BigInt64Array(batch).fill(BigInt(manifest.classes.null_label)),
-        );
-      }
-    }
-    log.info({ seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution');
-  }
-  log.info(
-    { model: manifest.name, provider: model.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
-    'model loaded',
-  );
-
-  await subscribeCancels(subscriber, k, (jobId) => {
-    const controller = running.get(jobId);
-    if (controller) {
-      log.info({ job_id: jobId }, 'cancel requested');
-      controller.abort(ABORT_CANCELED);
-    }
-  });
-
-  const sweep = async (): Promise<void> => {
-    try {
-      for (const jobId of await records.expired(new Date())) {
-        await store.deleteJob(jobId);
-        await records.delete(jobId);
-        log.debug({ job_id: jobId }, 'expired job deleted');
-      }
-    } catch (error) {
-      log.warn({ err: error }, 'sweeping expired jobs failed');
-    }
-  };
-  const sweepTimer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
-  void sweep();
-
-  const bull = new Worker<QueuedJobData>(
-    QUEUE_NAME,
-    async (job: Job<QueuedJobData>, token?: string) => {
-      const jobId = job.data.id;
-      const controller = new AbortController();
-      running.set(jobId, controller);
-      const jobLog = log.child({ job_id: jobId });
-      try {
-        await runJob(
-          {
-            records,
-            events,
-            store,
-            model,
-            modelDir,
-            retentionSeconds: config.JOB_RETENTION_SECONDS,
-            log: jobLog,
-            metrics,
-            onThroughput: async (seconds) => {
-              await redis.hset(k.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
-            },
-          },
-          jobId,
-          controller.signal,
-        );
-      } catch (error) {
-        if (error instanceof HandBack) {
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
-        throw error;
-      } finally {
-        running.delete(jobId);
-      }
-    },
-    {
-      connection: redis,
-      prefix: k.prefix,
-      concurrency: 1,
-      autorun: false,
-      lockDuration: config.LOCK_DURATION_MS,
-      stalledInterval: config.STALLED_INTERVAL_MS,
-      // A job whose worker died is retried once more before BullMQ gives up on it.
-      maxStalledCount: 2,
-    },
-  );
-  bull.on('error', (error) => log.error({ err: error }, 'queue error'));
-  bull.on('lockRenewalFailed', (ids) => {
-    log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
-    for (const jobId of ids) running.get(jobId)?.abort(ABORT_SHUTDOWN);
-  });
-  void bull.run().catch((error: unknown) => log.error({ err: error }, 'worker loop failed'));
-  state = 'ready';
-  metrics.ready.set(1);
-  await beat();
-  log.info({ queue: `${k.prefix}:${QUEUE_NAME}` }, 'worker ready');
 
   let stopping: Promise<void> | undefined;
   let markStopped!: () => void;
@@ -224,25 +247,19 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
       state = 'stopping';
       metrics.ready.set(0);
       await beat();
-      const closing = bull.close();
+      const closing = bull?.close();
       // The running job gets SHUTDOWN_GRACE_MS to finish; then it is handed back.
       const grace = setTimeout(() => {
         for (const controller of running.values()) controller.abort(ABORT_SHUTDOWN);
       }, config.SHUTDOWN_GRACE_MS);
       await closing;
       clearTimeout(grace);
-      clearInterval(heartbeatTimer);
-      clearInterval(sweepTimer);
-      await clearHeartbeat(redis, k, id).catch(() => undefined);
-      await model.dispose();
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      await subscriber.quit().catch(() => undefined);
-      await redis.quit().catch(() => undefined);
+      await teardown();
       log.info('stopped');
       markStopped();
     })();
     return stopping;
   };
 
-  return { id, metricsPort: served.port, stop, stopped };
+  return { id, metricsPort, stop, stopped };
 }
