@@ -34,3 +34,23 @@ describe('job ids', () => {
     expect(((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status).toBe('queued');
   });
 });
+
+describe('without Redis', () => {
+  it('answers 503 on job routes only: other paths that start with /jobs are 404 as anywhere else', async () => {
+    const down = await startService({ worker: false, env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+    try {
+      const unavailable = { status: 503, type: '/problems/service-unavailable', contentType: expect.stringContaining('application/problem+json') };
+      const id = 'j0123456789abcdef01234567';
+      for (const path of [`/jobs/${id}`, `/jobs/${id}/events`, `/jobs/${id}/images/0`]) {
+        const response = await fetch(`${down.url}${path}`);
+        expect(response.headers.get('retry-after'), path).toBe('5');
+        expect(await problemOf(response), path).toEqual(unavailable);
+      }
+      for (const path of ['/jobsX', `/jobs/${id}/nowhere`, '/jobs/jnope']) {
+        expect(await problemOf(await fetch(`${down.url}${path}`)), path).toEqual(notFound);
+      }
+    } finally {
+      await down.stop();
+    }
+  });
+});

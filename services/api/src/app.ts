@@ -8,7 +8,6 @@ import { loadModelDir } from '@pixelflow/sampler';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';
-import { problem, sendProblem } from './problems.ts';
 import { ApiMetrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -64,13 +63,6 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
   app.removeContentTypeParser('text/plain');
   registerErrorHandlers(app);
 
-  // Job routes need Redis; while it is away they answer 503 at once instead of waiting for it
-  // (the BullMQ connection would wait forever). Health, docs and metrics keep working.
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url.startsWith('/jobs') && redis.status !== 'ready') {
-      return sendProblem(reply, problem('service-unavailable', 'the job store (Redis) is unreachable; retry shortly', { instance: request.url }), { 'retry-after': '5' });
-    }
-  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { FieldProblem } from '@pixelflow/schemas';
 import type { z } from 'zod';
-import { problem, sendProblem } from './problems.ts';
+import { problem, sendProblem, sendRedisUnavailable } from './problems.ts';
 
 // Every error leaves the API as problem+json: schema validation (with each
 // failing field), Fastify's own errors (body too large, wrong content type,
@@ -69,7 +69,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     }
     if (isRedisUnavailable(error)) {
       request.log.error({ err: error }, 'Redis unavailable');
-      return sendProblem(reply, problem('service-unavailable', 'the job store (Redis) is unreachable; retry shortly', { instance: request.url }), { 'retry-after': '5' });
+      return sendRedisUnavailable(reply, request.url);
     }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, problem('internal', `request ${request.id} failed; the server log has the details`, { instance: request.url }));

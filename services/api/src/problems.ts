@@ -35,3 +35,8 @@ export function jobNotFound(id: string, instance = `/jobs/${id}`): Problem {
 export function sendProblem(reply: FastifyReply, body: Problem, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(body.status).headers(headers).type('application/problem+json').send(body);
 }
+
+/** Redis is away (or a command to it gave up): clients retry, as it usually comes back. */
+export function sendRedisUnavailable(reply: FastifyReply, instance: string): FastifyReply {
+  return sendProblem(reply, problem('service-unavailable', 'the job store (Redis) is unreachable; retry shortly', { instance }), { 'retry-after': '5' });
+}

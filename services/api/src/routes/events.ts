@@ -23,7 +23,7 @@ function format(event: StoredEvent): string {
 
 export function eventRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
-    guardJobRoutes(app);
+    guardJobRoutes(app, ctx.redis);
     app.withTypeProvider<ZodTypeProvider>().get(
       '/jobs/:id/events',
       {

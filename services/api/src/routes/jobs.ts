@@ -47,7 +47,7 @@ async function viewOf(ctx: ApiContext, id: string): Promise<Job | null> {
 
 export function jobRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
-    guardJobRoutes(app);
+    guardJobRoutes(app, ctx.redis);
     const api = app.withTypeProvider<ZodTypeProvider>();
 
     api.post(
@@ -123,9 +123,8 @@ export function jobRoutes(ctx: ApiContext) {
         const before = await ctx.records.requestCancel(id, now, ctx.config.JOB_RETENTION_SECONDS);
         if (before === null) return sendProblem(reply, notFound(id));
         if (before === 'queued') {
-          // Canceled before any worker ran it: the API reports it, as no worker will.
+          // Canceled before any worker ran it (requestCancel appended its final event): drop the delivery.
           await ctx.queue.removeWaiting(id);
-          await ctx.events.append(id, 'canceled', { reason: 'canceled by request' });
         } else if (before === 'running') {
           await publishCancel(ctx.redis, ctx.keys, id);
         }
