@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import {
   JobError,
+  type JobEventPayload,
   JobImage,
   JobProgress,
   JobStatus,
@@ -59,33 +60,42 @@ end
 return status
 `;
 
-// KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset. ARGV: status, finished_at (ISO),
-// expires_at (ISO), expires_at (ms), field name, field JSON ('' for none), job id.
+// Ends the job with `status` and appends its final event in the same step: a reader never sees
+// a finished job whose stream lacks its ending (or an ending whose record still says running).
+// The event has JobEvents.append's format (fields name and data; the job id published on the
+// events channel). KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset.
+const END = `
+local function finish(status, finished_at, expires_at, expires_ms, job_id, event_data, channel)
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', finished_at, 'expires_at', expires_at)
+  redis.call('ZADD', KEYS[3], expires_ms, job_id)
+  redis.call('XADD', KEYS[2], '*', 'name', status, 'data', event_data)
+  redis.call('PUBLISH', channel, job_id)
+  -- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
+  redis.call('PEXPIREAT', KEYS[1], expires_ms)
+  redis.call('PEXPIREAT', KEYS[2], expires_ms)
+end
+`;
+
+// ARGV: status, finished_at (ISO), expires_at (ISO), expires_at (ms), field name, field JSON
+// ('' for none), job id, event data (JSON), events channel.
 // Only a running job (or a queued one, for cancel) finishes; returns the status after the call.
-const FINISH = `
+const FINISH = `${END}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status ~= 'running' and status ~= 'queued' then return status end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'expires_at', ARGV[3])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
--- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[7], ARGV[8], ARGV[9])
 return ARGV[1]
 `;
 
-// KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id.
+// ARGV: finished_at, expires_at (ISO), expires_at (ms), job id, event data (JSON), events channel.
 // Returns the status BEFORE the call: 'queued' (now canceled), 'running' (flagged: the worker must
 // stop it), a finished status (nothing changed), or nil when there is no such job.
-const CANCEL = `
+const CANCEL = `${END}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'expires_at', ARGV[2])
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  finish('canceled', ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   return 'queued'
 end
 if status == 'running' then
@@ -94,6 +104,8 @@ if status == 'running' then
 end
 return status
 `;
+
+const CANCELED: JobEventPayload<'canceled'> = { reason: 'canceled by request' };
 
 function json<T>(schema: z.ZodType<T>, text: string | undefined): T | null {
   return text === undefined || text === '' ? null : schema.parse(JSON.parse(text));
@@ -182,7 +194,7 @@ export class JobRecords {
 
   /**
    * Ends a job that is running (or still queued): succeeded with its images, failed with an error,
-   * or canceled. A job that already ended keeps its first ending. Returns the status after.
+   * or canceled, with its final event. A job that already ended keeps its first ending. Returns the status after.
    */
   async finish(
     id: string,
@@ -191,12 +203,12 @@ export class JobRecords {
     retentionSeconds: number,
   ): Promise<JobStatus | null> {
     const expires = new Date(at.getTime() + retentionSeconds * 1000);
-    const [field, value] =
+    const [field, value, event]: [string, string, JobEventPayload<typeof outcome.status>] =
       outcome.status === 'succeeded'
-        ? ['images', JSON.stringify(outcome.images)]
+        ? ['images', JSON.stringify(outcome.images), { images: outcome.images }]
         : outcome.status === 'failed'
-          ? ['error', JSON.stringify(outcome.error)]
-          : ['', ''];
+          ? ['error', JSON.stringify(outcome.error), { error: outcome.error }]
+          : ['', '', CANCELED];
     const status = (await this.redis.eval(
       FINISH,
       3,
@@ -210,11 +222,13 @@ export class JobRecords {
       field,
       value,
       id,
+      JSON.stringify(event),
+      this.keys.eventsChannel,
     )) as string | null;
     return status === null ? null : JobStatus.parse(status);
   }
 
-  /** Cancels a queued job, flags a running one; returns the status before (see CANCEL above). */
+  /** Cancels a queued job (with its final event), flags a running one; returns the status before (see CANCEL above). */
   async requestCancel(id: string, at: Date, retentionSeconds: number): Promise<JobStatus | null> {
     const expires = new Date(at.getTime() + retentionSeconds * 1000);
     const status = (await this.redis.eval(
@@ -227,6 +241,8 @@ export class JobRecords {
       expires.toISOString(),
       expires.getTime(),
       id,
+      JSON.stringify(CANCELED),
+      this.keys.eventsChannel,
     )) as string | null;
     return status === null ? null : JobStatus.parse(status);
   }

@@ -86,12 +86,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
   const finish = async (outcome: Parameters<JobRecords['finish']>[1]): Promise<void> => {
     const now = new Date();
     const final = await records.finish(id, outcome, now, deps.retentionSeconds);
-    if (final === outcome.status) {
-      if (outcome.status === 'succeeded') await events.append(id, 'succeeded', { images: outcome.images });
-      else if (outcome.status === 'failed') await events.append(id, 'failed', { error: outcome.error });
-      else await events.append(id, 'canceled', { reason: 'canceled by request' });
-      deps.metrics.jobsFinished.inc({ status: outcome.status });
-    }
+    if (final === outcome.status) deps.metrics.jobsFinished.inc({ status: outcome.status });
     deps.metrics.jobRun.observe((now.getTime() - startedAt.getTime()) / 1000);
   };
   if (record.cancelRequested) {
