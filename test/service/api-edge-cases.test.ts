@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJob, startService, type TestService } from './support.ts';
+import { postJob, REPO, startService, type TestService } from './support.ts';
 
 // Requests at the edges of the API's routes: ids no job can have, long event streams, and the
 // errors of routes the API does not write itself. No worker: the jobs here stay queued.
@@ -52,5 +55,41 @@ describe('without Redis', () => {
     } finally {
       await down.stop();
     }
+  });
+});
+
+/** Runs `args` with tsx and the service's environment; resolves with its exit code, or 'running' if it outlives `ms`. */
+async function exitOf(args: string[], env: Record<string, string>, ms = 8000): Promise<{ code: number | null | 'running'; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null | 'running'>((resolve) => {
+    const timer = setTimeout(() => resolve('running'), ms);
+    child.once('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  if (code === 'running') child.kill('SIGKILL');
+  return { code, stderr };
+}
+
+describe('an API that fails to start', () => {
+  it('exits 1 when its port is taken, instead of living on with its Redis connections', async () => {
+    const port = new URL(service.url).port;
+    const { code, stderr } = await exitOf([join(REPO, 'services/api/src/main.ts')], { ...service.env, PORT: port, LOG_LEVEL: 'silent' });
+    expect(code).toBe(1);
+    expect(stderr).toContain('EADDRINUSE');
+  });
+
+  it('closes its Redis connections when building the app fails after opening them', async () => {
+    // An unknown log level makes Fastify throw, after the connections are open.
+    const script = `
+      const { buildApp } = await import(${JSON.stringify(pathToFileURL(join(REPO, 'services/api/src/app.ts')).href)});
+      const { loadApiConfig } = await import(${JSON.stringify(pathToFileURL(join(REPO, 'services/api/src/config.ts')).href)});
+      await buildApp(loadApiConfig(), { logger: { level: 'no-such-level' } }).then(() => process.exit(9), () => (process.exitCode = 3));
+    `;
+    const { code } = await exitOf(['--input-type=module', '-e', script], service.env);
+    expect(code).toBe(3);
   });
 });

@@ -34,84 +34,91 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
   const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue', onRedisError);
   const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events', onRedisError);
   const queue = new JobQueue(bullConnection, keys, onRedisError);
-  const metrics = new ApiMetrics(queue);
-  const ctx: ApiContext = {
-    config,
-    manifest,
-    keys,
-    redis,
-    queue,
-    records: new JobRecords(redis, keys),
-    events: new JobEvents(redis, keys),
-    hub: new JobEventHub(subscriber, keys),
-    store: new LocalResultStore(config.RESULTS_DIR),
-    metrics,
-    streams: new Set(),
-  };
+  // From here on a failure would leave the connections reconnecting for good, keeping the
+  // process alive after its caller gave up.
+  try {
+    const metrics = new ApiMetrics(queue);
+    const ctx: ApiContext = {
+      config,
+      manifest,
+      keys,
+      redis,
+      queue,
+      records: new JobRecords(redis, keys),
+      events: new JobEvents(redis, keys),
+      hub: new JobEventHub(subscriber, keys),
+      store: new LocalResultStore(config.RESULTS_DIR),
+      metrics,
+      streams: new Set(),
+    };
 
-  const app = Fastify({
-    logger: options.logger ?? { level: config.LOG_LEVEL },
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    // Request ids in every log line; a client's X-Request-Id is kept.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
-  });
-  reportRedisError = (error) => app.log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`);
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  // Bodies are JSON only; anything else is a 415, not a string that fails validation.
-  app.removeContentTypeParser('text/plain');
-  registerErrorHandlers(app);
+    const app = Fastify({
+      logger: options.logger ?? { level: config.LOG_LEVEL },
+      bodyLimit: config.BODY_LIMIT_BYTES,
+      // Request ids in every log line; a client's X-Request-Id is kept.
+      requestIdHeader: 'x-request-id',
+      genReqId: () => crypto.randomUUID(),
+    });
+    reportRedisError = (error) => app.log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`);
+    app.setValidatorCompiler(validatorCompiler);
+    app.setSerializerCompiler(serializerCompiler);
+    // Bodies are JSON only; anything else is a 415, not a string that fails validation.
+    app.removeContentTypeParser('text/plain');
+    registerErrorHandlers(app);
 
-  app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends
-    metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
-  });
-  // Open SSE streams would keep close() waiting forever; end them first.
-  app.addHook('preClose', async () => {
-    for (const close of [...ctx.streams]) close();
-  });
-  app.addHook('onClose', async () => {
-    // A connection that never reached Redis would wait forever to quit politely.
-    if (bullConnection.status === 'ready') await queue.close().catch(() => undefined);
-    for (const connection of [redis, bullConnection, subscriber]) {
-      if (connection.status === 'ready') await connection.quit().catch(() => undefined);
-      else connection.disconnect();
-    }
-  });
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends
+      metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+    // Open SSE streams would keep close() waiting forever; end them first.
+    app.addHook('preClose', async () => {
+      for (const close of [...ctx.streams]) close();
+    });
+    app.addHook('onClose', async () => {
+      // A connection that never reached Redis would wait forever to quit politely.
+      if (bullConnection.status === 'ready') await queue.close().catch(() => undefined);
+      for (const connection of [redis, bullConnection, subscriber]) {
+        if (connection.status === 'ready') await connection.quit().catch(() => undefined);
+        else connection.disconnect();
+      }
+    });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'PixelFlow Serve',
-        version: '1.0.0',
-        description: `Class-to-image generation with PixelFlow (model: ${manifest.name}). POST a job, then poll GET /jobs/{id} or follow GET /jobs/{id}/events. Errors are RFC 9457 problem+json.`,
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'PixelFlow Serve',
+          version: '1.0.0',
+          description: `Class-to-image generation with PixelFlow (model: ${manifest.name}). POST a job, then poll GET /jobs/{id} or follow GET /jobs/{id}/events. Errors are RFC 9457 problem+json.`,
+        },
+        tags: [
+          { name: 'jobs', description: 'Generation jobs, their progress and their images' },
+          { name: 'models', description: 'The model served' },
+          { name: 'ops', description: 'Health, readiness, metrics' },
+        ],
       },
-      tags: [
-        { name: 'jobs', description: 'Generation jobs, their progress and their images' },
-        { name: 'models', description: 'The model served' },
-        { name: 'ops', description: 'Health, readiness, metrics' },
-      ],
-    },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(jobRoutes(ctx));
-  await app.register(eventRoutes(ctx));
-  await app.register(opsRoutes(ctx));
-  await app.register(webRoutes(ctx));
-  // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
-  // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
-  ctx.hub.start().catch((error: unknown) => app.log.error({ err: error }, 'subscribing to job events failed'));
-  // Give Redis a moment so that the first requests do not meet a connection still opening.
-  if (redis.status !== 'ready') {
-    // (Not events.once: it rejects on the connection errors that a Redis still away produces.)
-    await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), new Promise((resolve) => setTimeout(resolve, REDIS_GRACE_MS).unref())]);
+    await app.register(jobRoutes(ctx));
+    await app.register(eventRoutes(ctx));
+    await app.register(opsRoutes(ctx));
+    await app.register(webRoutes(ctx));
+    // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
+    // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
+    ctx.hub.start().catch((error: unknown) => app.log.error({ err: error }, 'subscribing to job events failed'));
+    // Give Redis a moment so that the first requests do not meet a connection still opening.
+    if (redis.status !== 'ready') {
+      // (Not events.once: it rejects on the connection errors that a Redis still away produces.)
+      await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), new Promise((resolve) => setTimeout(resolve, REDIS_GRACE_MS).unref())]);
+    }
+    return app;
+  } catch (error) {
+    for (const connection of [redis, bullConnection, subscriber]) connection.disconnect();
+    throw error;
   }
-  return app;
 }

@@ -22,6 +22,8 @@ async function main(): Promise<number> {
     await app.listen({ host: config.HOST, port: config.PORT });
   } catch (error) {
     process.stderr.write(`pixelflow api: ${(error as Error).message}\n`);
+    // A listen that failed leaves the Redis connections open, reconnecting for good.
+    await app?.close().catch(() => undefined);
     return 1;
   }
   const running = app;
