@@ -120,7 +120,9 @@ export function eventRoutes(ctx: ApiContext) {
         }, ctx.config.SSE_HEARTBEAT_MS);
         ctx.streams.add(close);
         raw.on('close', close);
-        pump();
+        // A client that left during the awaits above closed the response before anyone listened.
+        if (raw.destroyed) close();
+        else pump();
       },
     );
   };
