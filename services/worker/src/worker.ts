@@ -174,6 +174,12 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
     sweepTimer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
     void sweep();
 
+    // Ends a job that failed outside runJob's own handling; a job that already ended keeps its ending.
+    const failLost = async (jobId: string, error: unknown): Promise<void> => {
+      const message = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+      const outcome = { status: 'failed', error: { type: 'worker_error', message } } as const;
+      if ((await records.finish(jobId, outcome, new Date(), config.JOB_RETENTION_SECONDS)) === 'failed') metrics.jobsFinished.inc({ status: 'failed' });
+    };
     const queueWorker = new Worker<QueuedJobData>(
       QUEUE_NAME,
       async (job: Job<QueuedJobData>, token?: string) => {
@@ -204,7 +210,14 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
             await job.moveToWait(token);
             throw new WaitingError();
           }
-          throw error;
+          // Stopping or lock lost: the job is handed back or another worker owns it now; not ours to end.
+          if (controller.signal.reason === ABORT_SHUTDOWN) throw error;
+          jobLog.error({ err: error }, 'job failed outside the sampler');
+          // Ended here, the job completes in BullMQ; if ending it fails, BullMQ fails it and 'failed' below tries again.
+          await failLost(jobId, error).catch((finishError: unknown) => {
+            jobLog.error({ err: finishError }, 'could not record the failure');
+            throw error;
+          });
         } finally {
           running.delete(jobId);
         }
@@ -221,6 +234,14 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
       },
     );
     bull = queueWorker;
+    // BullMQ fails a job for reasons outside the processor too (one that stalled more than
+    // maxStalledCount times); its record, left running, would then never end nor expire.
+    queueWorker.on('failed', (job, error) => {
+      if (!job) return;
+      failLost(job.data.id, error).catch((finishError: unknown) =>
+        log.error({ err: finishError, job_id: job.data.id }, 'could not record the failure of a job BullMQ failed'),
+      );
+    });
     queueWorker.on('error', (error) => log.error({ err: error }, 'queue error'));
     queueWorker.on('lockRenewalFailed', (ids) => {
       log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');

@@ -122,6 +122,34 @@ describe('the worker', () => {
     expect((await events.read('cancel1')).at(-1)?.name).toBe('canceled');
   });
 
+  it('ends a job as failed, with its final event, when a step outside the sampler throws', async () => {
+    // A record the worker cannot read (parameters from some other version) makes records.get throw
+    // after records.start marked it running: the record must not stay running forever.
+    await redis.hset(k.job('broken1'), { id: 'broken1', status: 'queued', model: 'tiny-random', parameters: '{}', attempt: 0, created_at: new Date().toISOString() });
+    await queue.add('broken1');
+    await expect.poll(() => redis.hget(k.job('broken1'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');
+    expect(JSON.parse((await redis.hget(k.job('broken1'), 'error')) ?? 'null')).toMatchObject({ type: 'worker_error' });
+    expect(await redis.pexpiretime(k.job('broken1'))).toBeGreaterThan(Date.now());
+    const final = (await events.read('broken1')).at(-1);
+    expect(final?.name).toBe('failed');
+    expect(final?.data).toMatchObject({ error: { type: 'worker_error' } });
+    // Once only: BullMQ completes the job, so nothing fails it a second time.
+    expect((await events.read('broken1')).filter((e) => e.name === 'failed')).toHaveLength(1);
+  });
+
+  it('ends a running job as failed when BullMQ fails it for stalling too often', async () => {
+    // As after workers died on it maxStalledCount times: the record says running, and BullMQ has
+    // marked its entry to be failed when a worker next takes it.
+    await records.create({ id: 'stalled1', model: 'tiny-random', parameters: parameters(), createdAt: new Date() });
+    await records.start('stalled1', new Date());
+    await queue.queue.add('generate', { id: 'stalled1' }, { jobId: 'stalled1', delay: 300 });
+    await redis.hset(`${k.prefix}:generate:stalled1`, 'defa', 'job stalled more than allowable limit');
+    await expect.poll(() => redis.hget(k.job('stalled1'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');
+    const final = (await events.read('stalled1')).at(-1);
+    expect(final?.name).toBe('failed');
+    expect(final?.data).toMatchObject({ error: { type: 'worker_error', message: 'job stalled more than allowable limit' } });
+  });
+
   it('serves its metrics: ready, finished jobs by status, wait and run times, model calls by resolution', async () => {
     const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
     expect(text).toMatch(/^pixelflow_worker_ready 1$/m);
