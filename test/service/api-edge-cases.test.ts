@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJob, REPO, startService, type TestService } from './support.ts';
+import { JobEvents, keys } from '@pixelflow/queue';
+import { postJob, readSse, REPO, startService, type TestService } from './support.ts';
 
 // Requests at the edges of the API's routes: ids no job can have, long event streams, and the
 // errors of routes the API does not write itself. No worker: the jobs here stay queued.
@@ -35,6 +36,28 @@ describe('job ids', () => {
     expect(await problemOf(await fetch(`${service.url}/jobs/${id}:events`, { method: 'DELETE', signal }))).toEqual(notFound);
     // The job itself is untouched.
     expect(((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status).toBe('queued');
+  });
+});
+
+describe('GET /jobs/:id/events', () => {
+  it('replays a finished job of more events than one stream read returns without waiting for heartbeats', async () => {
+    // Heartbeats far apart: a replay that waited for one between reads would not finish in time.
+    const slow = await startService({ worker: false, env: { SSE_HEARTBEAT_MS: '60000' } });
+    try {
+      const { id } = (await (await postJob(slow.url, { class: 1, num_images: 1, steps: 1 })).json()) as { id: string };
+      const events = new JobEvents(slow.redis, keys(slow.prefix));
+      const steps = 2500;
+      for (let step = 1; step <= steps; step++) {
+        await events.append(id, 'progress', { stage: 0, stages: 1, step, steps_total: steps, fraction: step / steps });
+      }
+      await events.append(id, 'canceled', { reason: 'test' });
+      const replay = await readSse(await fetch(`${slow.url}/jobs/${id}/events`, { signal: AbortSignal.timeout(10_000) }));
+      expect(replay.events).toHaveLength(steps + 2);
+      expect(replay.events.at(-2)?.data).toMatchObject({ step: steps });
+      expect(replay.events.at(-1)?.event).toBe('canceled');
+    } finally {
+      await slow.stop();
+    }
   });
 });
 

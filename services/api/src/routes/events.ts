@@ -16,6 +16,8 @@ import { guardJobRoutes } from './job-guard.ts';
 // client leaves, or the server closes.
 
 const RETRY_MS = 2000;
+/** Events per stream read; a full batch is followed by the next read at once. */
+const READ_BATCH = 1000;
 
 function format(event: StoredEvent): string {
   return `id: ${event.id}\nevent: ${event.name}\ndata: ${JSON.stringify(event.data)}\n\n`;
@@ -81,17 +83,22 @@ export function eventRoutes(ctx: ApiContext) {
         };
 
         const pumpOnce = async (): Promise<void> => {
-          const events = await ctx.events.read(id, cursor);
-          for (const event of events) {
-            if (closed) return;
-            raw.write(format(event));
-            cursor = event.id;
-            if (FINAL_EVENTS.includes(event.name)) {
-              close();
-              return;
+          // A full batch may not be all (a long job replayed): waiting for the next wake-up
+          // would stall a heartbeat period per batch.
+          let events: StoredEvent[];
+          do {
+            events = await ctx.events.read(id, cursor, READ_BATCH);
+            for (const event of events) {
+              if (closed) return;
+              raw.write(format(event));
+              cursor = event.id;
+              if (FINAL_EVENTS.includes(event.name)) {
+                close();
+                return;
+              }
             }
-          }
-          if (events.length === 0 && !(await ctx.records.exists(id))) close(); // expired meanwhile
+            if (events.length === 0 && !(await ctx.records.exists(id))) close(); // expired meanwhile
+          } while (!closed && events.length === READ_BATCH);
         };
         // One read at a time, in order; a wake-up during a read runs one more.
         const pump = (): void => {
