@@ -61,6 +61,17 @@ describe('GET /jobs/:id/events', () => {
   });
 });
 
+describe('errors of routes the API does not write', () => {
+  it('keep their own 4xx status (the docs\' static files: 416 for a Range past the end, 412 for a failed If-Match)', async () => {
+    const css = `${service.url}/docs/static/swagger-ui.css`;
+    expect((await fetch(css)).status).toBe(200);
+    const clientError = (status: number) => ({ status, type: '/problems/client-error', contentType: expect.stringContaining('application/problem+json') });
+    expect(await problemOf(await fetch(css, { headers: { range: 'bytes=999999999-' } }))).toEqual(clientError(416));
+    expect(await problemOf(await fetch(css, { headers: { 'if-match': '"no-such-etag"' } }))).toEqual(clientError(412));
+    expect((await (await fetch(`${service.url}/problems/client-error`)).json()) as { title: string }).toMatchObject({ title: 'Request refused' });
+  });
+});
+
 describe('without Redis', () => {
   it('answers 503 on job routes only: other paths that start with /jobs are 404 as anywhere else', async () => {
     const down = await startService({ worker: false, env: { REDIS_URL: 'redis://127.0.0.1:1' } });

@@ -64,8 +64,11 @@ export function registerErrorHandlers(app: FastifyInstance): void {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
         return sendProblem(reply, problem('validation', 'the body is not valid JSON', { errors: [{ path: 'body', message: 'must be valid JSON' }], instance: request.url }));
     }
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendProblem(reply, problem('validation', error.message, { instance: request.url }));
+    // Other client errors (e.g. 416 and 412 from the docs' static files) keep their status.
+    const status = error.statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      const kind = status === 400 ? 'validation' : status === 404 ? 'not-found' : 'client-error';
+      return sendProblem(reply, problem(kind, error.message, { instance: request.url, status }));
     }
     if (isRedisUnavailable(error)) {
       request.log.error({ err: error }, 'Redis unavailable');

@@ -9,6 +9,7 @@ export const PROBLEMS = {
   validation: { status: 400, title: 'Invalid request', about: 'The request body, a path parameter or a query parameter breaks a rule; `errors` lists each failing field.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Request bodies must be application/json.' },
   'body-too-large': { status: 413, title: 'Request body too large', about: 'The body exceeds the configured BODY_LIMIT_BYTES.' },
+  'client-error': { status: 400, title: 'Request refused', about: 'The request cannot be served as sent, e.g. a Range past the end of a file or a failed precondition; `status` is the HTTP status (4xx) and `detail` says why.' },
   'not-found': { status: 404, title: 'Not found', about: 'No such route, job, image or preview (jobs and their files expire after the retention period).' },
   'job-finished': { status: 409, title: 'Job already finished', about: 'A job that succeeded, failed or was canceled cannot be canceled.' },
   'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
@@ -22,9 +23,10 @@ export function problemType(kind: ProblemKind): string {
   return `/problems/${kind}`;
 }
 
-export function problem(kind: ProblemKind, detail: string, extra: Pick<Problem, 'errors' | 'instance'> = {}): Problem {
-  const { status, title } = PROBLEMS[kind];
-  return { type: problemType(kind), title, status, detail, ...extra };
+/** `extra.status` overrides the kind's own, for kinds that cover several (client-error). */
+export function problem(kind: ProblemKind, detail: string, { status, ...extra }: Pick<Problem, 'errors' | 'instance'> & { status?: number } = {}): Problem {
+  const known = PROBLEMS[kind];
+  return { type: problemType(kind), title: known.title, status: status ?? known.status, detail, ...extra };
 }
 
 /** No job `id`: never issued, malformed, or deleted after its retention period. */
