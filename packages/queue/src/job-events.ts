@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { JOB_EVENT_NAMES, type JobEventName, type JobEventPayload } from '@pixelflow/schemas';
 import type { Keys } from './keys.ts';
 
@@ -25,6 +25,23 @@ function isEventName(name: string): name is JobEventName {
   return (JOB_EVENT_NAMES as string[]).includes(name);
 }
 
+/**
+ * Adds one event to a transaction: XADD to the job's stream, then PUBLISH to wake its followers.
+ * Shared so that writes that go with an event (JobRecords.reportProgress) stay one round trip.
+ */
+export function addEvent<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, data: JobEventPayload<N>): ChainableCommander {
+  return multi.xadd(keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data)).publish(keys.eventsChannel, jobId);
+}
+
+/** The replies of an exec(), throwing the first command error (ioredis reports them per command). */
+export function execReplies(results: [Error | null, unknown][] | null): unknown[] {
+  if (!results) throw new Error('transaction aborted');
+  return results.map(([error, reply]) => {
+    if (error) throw error;
+    return reply;
+  });
+}
+
 export class JobEvents {
   private readonly redis: Redis;
   private readonly keys: Keys;
@@ -35,13 +52,7 @@ export class JobEvents {
   }
 
   async append<N extends JobEventName>(jobId: string, name: N, data: JobEventPayload<N>): Promise<string> {
-    const results = await this.redis
-      .multi()
-      .xadd(this.keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data))
-      .publish(this.keys.eventsChannel, jobId)
-      .exec();
-    const [error, id] = results?.[0] ?? [new Error('no reply from XADD')];
-    if (error) throw error;
+    const [id] = execReplies(await addEvent(this.redis.multi(), this.keys, jobId, name, data).exec());
     return id as string;
   }
 

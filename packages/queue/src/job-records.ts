@@ -9,6 +9,7 @@ import {
   StagePreview,
 } from '@pixelflow/schemas';
 import { z } from 'zod';
+import { addEvent, execReplies } from './job-events.ts';
 import type { Keys } from './keys.ts';
 
 // A job's record: a Redis hash that the API creates and reads and the worker
@@ -184,8 +185,10 @@ export class JobRecords {
     return status === null ? null : JobStatus.parse(status);
   }
 
-  async setProgress(id: string, progress: JobProgress): Promise<void> {
-    await this.redis.hset(this.keys.job(id), 'progress', JSON.stringify(progress));
+  /** Records a running job's progress and appends its progress event, in one transaction. */
+  async reportProgress(id: string, progress: JobProgress): Promise<void> {
+    const multi = this.redis.multi().hset(this.keys.job(id), 'progress', JSON.stringify(progress));
+    execReplies(await addEvent(multi, this.keys, id, 'progress', progress).exec());
   }
 
   async addPreview(id: string, preview: StagePreview): Promise<void> {

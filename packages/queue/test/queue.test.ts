@@ -63,7 +63,8 @@ describe('job records', () => {
     expect(await records.get('a1')).toMatchObject({ status: 'queued', attempt: 0, parameters, startedAt: null });
     expect(await records.start('a1', at(1))).toBe('running');
     await events.append('a1', 'started', { attempt: 1, steps_total: 8 });
-    await records.setProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
+    await records.reportProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
+    expect((await events.read('a1')).map((e) => e.name)).toEqual(['started', 'progress']);
     await records.addPreview('a1', { stage: 1, resolution: 8, url: '/p/1' });
     await records.addPreview('a1', { stage: 0, resolution: 4, url: '/p/0' });
     const image = { url: '/jobs/a1/images/0', width: 32, height: 32, sha256: 'b'.repeat(64) };

@@ -130,8 +130,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
           steps_total: total,
           fraction: Math.min(1, step.stepsDone / total),
         };
-        sideEffects.push(() => records.setProgress(id, progress));
-        sideEffects.push(() => events.append(id, 'progress', progress));
+        sideEffects.push(() => records.reportProgress(id, progress));
       },
       onStage: (end) => {
         const side = end.resolution;
