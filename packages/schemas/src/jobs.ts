@@ -116,6 +116,7 @@ export const FieldProblem = z.object({
   path: z.string().meta({ description: 'The failing field, e.g. "steps[2]" or "cfg_scale"' }),
   message: z.string(),
 });
+export type FieldProblem = z.infer<typeof FieldProblem>;
 
 /** RFC 9457 problem details; `type` is stable, `detail` is for people. */
 export const Problem = z

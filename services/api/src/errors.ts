@@ -1,42 +1,27 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import type { FieldProblem } from '@pixelflow/schemas';
-import type { z } from 'zod';
+import { hasZodFastifySchemaValidationErrors, type ZodFastifySchemaValidationError } from 'fastify-type-provider-zod';
+import { formatIssuePath, type FieldProblem } from '@pixelflow/schemas';
 import { problem, sendProblem, sendRedisUnavailable } from './problems.ts';
 
 // Every error leaves the API as problem+json: schema validation (with each
 // failing field), Fastify's own errors (body too large, wrong content type,
 // malformed JSON), unknown routes, and anything unexpected (500, logged).
 
-type FieldProblem = z.infer<typeof FieldProblem>;
-
-/** `/steps/2` -> `steps[2]`. */
-function fieldPath(instancePath: string): string {
-  let out = '';
-  for (const segment of instancePath.split('/').filter((s) => s !== '')) {
-    out += /^\d+$/.test(segment) ? `[${segment}]` : out === '' ? segment : `.${segment}`;
-  }
-  return out;
-}
-
-interface ZodValidationItem {
-  keyword: string;
-  instancePath: string;
-  message: string;
-  params: { keys?: string[] };
-}
-
-export function fieldProblems(validation: readonly ZodValidationItem[], context: string | undefined): FieldProblem[] {
+function fieldProblems(validation: readonly ZodFastifySchemaValidationError[], context: string | undefined): FieldProblem[] {
   return validation.flatMap((item): FieldProblem[] => {
+    const message = item.message ?? 'is invalid';
     if (item.keyword === 'unrecognized_keys') {
-      return (item.params.keys ?? []).map((key) => ({ path: key, message: `is not a field of this ${context === 'body' ? 'request' : context ?? 'request'}` }));
+      const keys = Array.isArray(item.params['keys']) ? (item.params['keys'] as unknown[]) : [];
+      return keys.map((key) => ({ path: String(key), message: `is not a field of this ${context === 'body' ? 'request' : context ?? 'request'}` }));
     }
-    const path = fieldPath(item.instancePath);
-    return [{ path: path === '' ? (context ?? 'body') : path, message: path === '' && item.message.startsWith('Invalid input') ? 'must be a JSON object' : item.message }];
+    // The issue's path, joined with '/' (`/steps/2`): numeric segments are list indexes.
+    const segments = item.instancePath.split('/').filter((s) => s !== '').map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    if (segments.length === 0) return [{ path: context ?? 'body', message: message.startsWith('Invalid input') ? 'must be a JSON object' : message }];
+    return [{ path: formatIssuePath(segments), message }];
   });
 }
 
-export function describeFields(errors: readonly FieldProblem[]): string {
+function describeFields(errors: readonly FieldProblem[]): string {
   return errors.map((e) => `${e.path} ${e.message}`).join('; ');
 }
 
@@ -52,7 +37,7 @@ function isRedisUnavailable(error: Error & { code?: string }): boolean {
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
-      const errors = fieldProblems(error.validation as unknown as ZodValidationItem[], error.validationContext);
+      const errors = fieldProblems(error.validation, error.validationContext);
       return sendProblem(reply, problem('validation', describeFields(errors), { errors, instance: request.url }));
     }
     switch (error.code) {

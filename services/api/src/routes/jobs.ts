@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { publishCancel } from '@pixelflow/queue';
 import { resultKey } from '@pixelflow/results';
-import { GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
+import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { jobView, jobWork, remainingWork } from '../job-view.ts';
@@ -68,8 +68,7 @@ export function jobRoutes(ctx: ApiContext) {
         } catch (error) {
           if (!(error instanceof GenerationError)) throw error;
           ctx.metrics.jobsRejected.inc({ reason: 'validation' });
-          const path = error.field.map((f, i) => (typeof f === 'number' ? `[${f}]` : i === 0 ? f : `.${f}`)).join('');
-          return sendProblem(reply, problem('validation', error.message, { errors: [{ path, message: error.reason }], instance: '/jobs' }));
+          return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
         const depth = await ctx.queue.depth();
         if (depth.waiting + depth.active >= ctx.config.QUEUE_CAP) {
