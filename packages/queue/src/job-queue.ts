@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { execReplies } from './job-events.ts';
 import { QUEUE_NAME, type Keys } from './keys.ts';
 
 // The BullMQ queue as the API sees it: put a job id in, ask where it stands,
@@ -15,14 +16,21 @@ export interface QueueDepth {
   active: number;
 }
 
+const LISTS = ['wait', 'paused', 'prioritized', 'delayed', 'active'] as const;
+
 export class JobQueue {
   readonly queue: Queue<QueuedJobData>;
-  private readonly redis: Redis;
-  private readonly waitKey: string;
-  private readonly activeKey: string;
+  private readonly reads: Redis;
+  /** BullMQ's own names for the lists and sets read here. */
+  private readonly lists: Record<(typeof LISTS)[number], string>;
 
-  /** `onError` hears the queue's connection errors (BullMQ re-emits them; unheard, they would throw). */
-  constructor(connection: Redis, keys: Keys, onError: (error: Error) => void = () => undefined) {
+  /**
+   * `connection` is BullMQ's (it retries forever); `reads`, for depth, standing and activeIds, should
+   * be a fail-fast client connection (connectRedis 'client'), so that requests asking where jobs
+   * stand fail at once while Redis is away instead of waiting for it. `onError` hears the queue's
+   * connection errors (BullMQ re-emits them; unheard, they would throw).
+   */
+  constructor(connection: Redis, keys: Keys, onError: (error: Error) => void = () => undefined, reads: Redis = connection) {
     this.queue = new Queue<QueuedJobData>(QUEUE_NAME, {
       connection,
       prefix: keys.prefix,
@@ -33,9 +41,15 @@ export class JobQueue {
       },
     });
     this.queue.on('error', onError);
-    this.redis = connection;
-    this.waitKey = `${keys.prefix}:${QUEUE_NAME}:wait`;
-    this.activeKey = `${keys.prefix}:${QUEUE_NAME}:active`;
+    this.reads = reads;
+    const named = this.queue.keys;
+    this.lists = Object.fromEntries(
+      LISTS.map((name) => {
+        const key = named[name];
+        if (key === undefined) throw new Error(`BullMQ has no '${name}' key`);
+        return [name, key];
+      }),
+    ) as JobQueue['lists'];
   }
 
   async add(id: string): Promise<void> {
@@ -44,16 +58,11 @@ export class JobQueue {
 
   /** Removes a job that no worker has taken yet; false when it is running or gone. */
   async removeWaiting(id: string): Promise<boolean> {
-    const job = await this.queue.getJob(id);
-    if (!job) return false;
-    const state = await job.getState();
+    // remove() answers 1 for a job that does not exist too, and takes an active one whose lock expired.
+    const state = await this.queue.getJobState(id);
     if (state !== 'waiting' && state !== 'prioritized' && state !== 'delayed') return false;
-    try {
-      await job.remove();
-      return true;
-    } catch {
-      return false; // a worker locked it in the meantime
-    }
+    // A worker that takes it meanwhile holds its lock, and remove() refuses (0) a locked job.
+    return (await this.queue.remove(id)) === 1;
   }
 
   /**
@@ -63,25 +72,28 @@ export class JobQueue {
    */
   async standing(id: string, limit: number): Promise<{ position: number; ahead: string[] } | null> {
     // One transaction: a worker taking a job between the two reads would skew the position.
-    const replies = await this.redis.multi().lpos(this.waitKey, id).llen(this.waitKey).exec();
+    const { wait } = this.lists;
+    const replies = await this.reads.multi().lpos(wait, id).llen(wait).exec();
     const index = replies?.[0]?.[1] as number | null | undefined;
     const length = replies?.[1]?.[1] as number | undefined;
     if (index === null || index === undefined || length === undefined) return null;
-    const ahead = limit > 0 ? await this.redis.lrange(this.waitKey, index + 1, index + limit) : [];
+    const ahead = limit > 0 ? await this.reads.lrange(wait, index + 1, index + limit) : [];
     return { position: length - index, ahead };
   }
 
   /** Ids of the jobs workers are running. */
   async activeIds(): Promise<string[]> {
-    return this.redis.lrange(this.activeKey, 0, -1);
+    return this.reads.lrange(this.lists.active, 0, -1);
   }
 
+  /** Jobs waiting (including delayed and prioritized ones) and running; what getJobCounts counts, on `reads`. */
   async depth(): Promise<QueueDepth> {
-    const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
-    return {
-      waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0) + (counts['delayed'] ?? 0),
-      active: counts['active'] ?? 0,
-    };
+    const keys = this.lists;
+    const replies = execReplies(
+      await this.reads.multi().llen(keys.wait).llen(keys.paused).zcard(keys.prioritized).zcard(keys.delayed).llen(keys.active).exec(),
+    ) as number[];
+    const [wait = 0, paused = 0, prioritized = 0, delayed = 0, active = 0] = replies;
+    return { waiting: wait + paused + prioritized + delayed, active };
   }
 
   async close(): Promise<void> {

@@ -183,4 +183,21 @@ describe('the BullMQ queue', () => {
       await queue.close();
     }
   });
+
+  it('answers where jobs stand from its fail-fast connection: an error at once while Redis is away, not a wait', async () => {
+    const away = 'redis://127.0.0.1:1';
+    const bullConnection = connectRedis(away, 'worker', 'queue-test-away-bull');
+    const reads = connectRedis(away, 'client', 'queue-test-away');
+    const queue = new JobQueue(bullConnection, k, () => undefined, reads);
+    try {
+      const started = Date.now();
+      await expect(queue.depth()).rejects.toThrow();
+      await expect(queue.activeIds()).rejects.toThrow();
+      await expect(queue.standing('q1', 5)).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      bullConnection.disconnect();
+      reads.disconnect();
+    }
+  });
 });

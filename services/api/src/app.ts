@@ -33,7 +33,7 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
   const redis = connectRedis(config.REDIS_URL, 'client', 'pixelflow-api', onRedisError);
   const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue', onRedisError);
   const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events', onRedisError);
-  const queue = new JobQueue(bullConnection, keys, onRedisError);
+  const queue = new JobQueue(bullConnection, keys, onRedisError, redis);
   // From here on a failure would leave the connections reconnecting for good, keeping the
   // process alive after its caller gave up.
   try {
