@@ -4,7 +4,7 @@ import { liveWorkers, pingRedis, type WorkerHeartbeat } from '@pixelflow/queue';
 import { ClassList, ModelList, Problem, Readiness } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
-import { problem, PROBLEMS, sendProblem, type ProblemKind } from '../problems.ts';
+import { problem, PROBLEMS, problemType, sendProblem, type ProblemKind } from '../problems.ts';
 
 // The model, health, readiness, metrics and the problem types' explanations.
 
@@ -19,32 +19,27 @@ async function servingWorkers(ctx: ApiContext): Promise<WorkerHeartbeat[]> {
 export function opsRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
     const api = app.withTypeProvider<ZodTypeProvider>();
+    // The manifest does not change while the API runs: only the workers' state is per request.
+    const m = ctx.manifest;
+    const model = {
+      name: m.name,
+      resolution: m.resolution,
+      stages: m.stages.map((s) => ({ index: s.index, resolution: s.resolution })),
+      classes: m.classes.names.length,
+      parameters: m.architecture.parameters,
+      dtype: m.dtype,
+      defaults: m.defaults,
+    };
+    const classList = { classes: m.classes.names.map((name, index) => ({ index, name })) };
 
     api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: ModelList, 503: Problem } } }, async () => {
       const workers = await servingWorkers(ctx);
       const ready = workers.filter((w) => w.state === 'ready');
-      const m = ctx.manifest;
-      return {
-        models: [
-          {
-            name: m.name,
-            resolution: m.resolution,
-            stages: m.stages.map((s) => ({ index: s.index, resolution: s.resolution })),
-            classes: m.classes.names.length,
-            parameters: m.architecture.parameters,
-            dtype: m.dtype,
-            defaults: m.defaults,
-            status: ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const),
-            provider: ready[0]?.provider ?? null,
-            workers: ready.length,
-          },
-        ],
-      };
+      const status = ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const);
+      return { models: [{ ...model, status, provider: ready[0]?.provider ?? null, workers: ready.length }] };
     });
 
-    api.get('/models/classes', { schema: { summary: 'The classes a job can ask for', tags: ['models'], response: { 200: ClassList } } }, async () => ({
-      classes: ctx.manifest.classes.names.map((name, index) => ({ index, name })),
-    }));
+    api.get('/models/classes', { schema: { summary: 'The classes a job can ask for', tags: ['models'], response: { 200: ClassList } } }, async () => classList);
 
     api.get('/healthz', { schema: { summary: 'Liveness: the API process answers', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
 
@@ -85,7 +80,7 @@ export function opsRoutes(ctx: ApiContext) {
         const kind = request.params.kind as ProblemKind;
         const known = Object.hasOwn(PROBLEMS, kind) ? PROBLEMS[kind] : undefined;
         if (!known) return sendProblem(reply, problem('not-found', `no problem type ${JSON.stringify(request.params.kind)}`));
-        return { type: `/problems/${kind}`, title: known.title, status: known.status, description: known.about };
+        return { type: problemType(kind), title: known.title, status: known.status, description: known.about };
       },
     );
   };
