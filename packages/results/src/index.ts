@@ -1,1 +1,1 @@
-export { LocalResultStore, ResultKeyError, resultKey, type ResultStore } from './result-store.ts';
+export { imageKey, LocalResultStore, previewKey, ResultKeyError, resultKey, type ResultStore } from './result-store.ts';

@@ -29,6 +29,16 @@ export function resultKey(jobId: string, name: string): string {
   return `${jobId}/${name}`;
 }
 
+/** Where image `index` (0-based) of a job is stored: written by the worker, served by the API. */
+export function imageKey(jobId: string, index: number): string {
+  return resultKey(jobId, `image-${index}.png`);
+}
+
+/** Where a job's preview at the end of `stage` (0-based) is stored. */
+export function previewKey(jobId: string, stage: number): string {
+  return resultKey(jobId, `stage-${stage}.png`);
+}
+
 /** A folder on a local disk (shared by the API and the worker on one machine). */
 export class LocalResultStore implements ResultStore {
   readonly root: string;

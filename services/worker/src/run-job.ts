@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
-import { resultKey, type ResultStore } from '@pixelflow/results';
+import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
 import { encodeGeneratedPngs, encodePng, sample, type ModelDir, type VelocityModel } from '@pixelflow/sampler';
 import type { JobImage, JobProgress } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
@@ -35,14 +35,6 @@ export interface JobRunnerDeps {
   metrics: WorkerMetrics;
   /** Called with seconds per (step x image) when a job succeeds, for ETAs. */
   onThroughput?: (secondsPerImageStep: number) => Promise<void> | void;
-}
-
-export function imageName(index: number): string {
-  return `image-${index}.png`;
-}
-
-export function previewName(stage: number): string {
-  return `stage-${stage}.png`;
 }
 
 /** Serialises the async side effects of the sampler's synchronous callbacks, in order. */
@@ -137,7 +129,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
         const png = encodePng(end.preview.subarray(0, side * side * 3), side, side);
         const preview = { stage: end.stage, resolution: side, url: `/jobs/${id}/previews/${end.stage}` };
         sideEffects.push(async () => {
-          await store.put(resultKey(id, previewName(end.stage)), png);
+          await store.put(previewKey(id, end.stage), png);
           await records.addPreview(id, preview);
           // Small previews travel inline; big ones (the XL model's 128 and 256 px stages) only by URL,
           // so that event streams, kept for the job's whole retention, stay small in Redis.
@@ -150,7 +142,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
     const pngs = encodeGeneratedPngs(result, g, manifest, false);
     const images: JobImage[] = [];
     for (const [index, png] of pngs.entries()) {
-      await store.put(resultKey(id, imageName(index)), png);
+      await store.put(imageKey(id, index), png);
       images.push({
         url: `/jobs/${id}/images/${index}`,
         width: result.width,

@@ -2,7 +2,7 @@ import { randomBytes, randomInt, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { publishCancel } from '@pixelflow/queue';
-import { resultKey } from '@pixelflow/results';
+import { imageKey, previewKey } from '@pixelflow/results';
 import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
@@ -141,14 +141,16 @@ export function jobRoutes(ctx: ApiContext) {
         const record = await ctx.records.get(id);
         const missing = (): unknown => sendProblem(reply, problem('not-found', `job ${JSON.stringify(id)} has no ${kind === 'images' ? 'image' : 'preview'} ${n}`, { instance: `/jobs/${id}/${kind}/${n}` }));
         if (!record) return sendProblem(reply, notFound(id));
-        const known = kind === 'images' ? record.images?.[n] : record.previews.find((p) => p.stage === n);
-        if (!known) return missing();
-        const png = await ctx.store.get(resultKey(id, kind === 'images' ? `image-${n}.png` : `stage-${n}.png`));
+        const image = kind === 'images' ? record.images?.[n] : undefined;
+        if (!image && !(kind === 'previews' && record.previews.some((p) => p.stage === n))) return missing();
+        const cacheable = (etag: string): typeof reply => reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
+        // An image's hash is in its record: revalidating it needs no read from the disk.
+        if (image && request.headers['if-none-match'] === `"${image.sha256}"`) return cacheable(`"${image.sha256}"`).code(304).send();
+        const png = await ctx.store.get(image ? imageKey(id, n) : previewKey(id, n));
         if (!png) return missing();
-        const etag = `"${kind === 'images' && record.images?.[n] ? record.images[n].sha256 : createHash('sha256').update(png).digest('hex')}"`;
-        reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
-        if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-        return reply.type('image/png').send(png);
+        const etag = `"${image ? image.sha256 : createHash('sha256').update(png).digest('hex')}"`;
+        if (request.headers['if-none-match'] === etag) return cacheable(etag).code(304).send();
+        return cacheable(etag).type('image/png').send(png);
       };
 
     api.get(
