@@ -27,15 +27,15 @@ export function intVar(min: number, max: number, fallback: number) {
   return envInt(min, max, `must be an integer from ${min} to ${max}`).default(fallback);
 }
 
-export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
   error: 'must be one of fatal, error, warn, info, debug, trace, silent',
 });
 
-export const RedisUrl = z
+const RedisUrl = z
   .string()
   .refine((text) => /^rediss?:\/\/./.test(text), { error: 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' });
 
-export const RedisPrefix = z
+const RedisPrefix = z
   .string()
   .regex(/^[A-Za-z0-9_.-]+$/, { error: "must be letters, digits, '_', '.' or '-'" });
 

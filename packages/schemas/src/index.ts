@@ -1,15 +1,4 @@
-export {
-  ManifestArchitecture,
-  ManifestClasses,
-  ManifestDefaults,
-  ManifestError,
-  ManifestOnnx,
-  ManifestScheduler,
-  ManifestSource,
-  ManifestStage,
-  ModelManifest,
-  parseModelManifest,
-} from './model-manifest.ts';
+export { ManifestDefaults, ManifestError, ModelManifest, parseModelManifest } from './model-manifest.ts';
 export { formatIssuePath, formatIssues } from './issues.ts';
 export {
   GenerationError,
@@ -25,12 +14,10 @@ export {
 export {
   FieldProblem,
   FINAL_EVENTS,
-  FINISHED_STATUSES,
+  isFinished,
   Job,
   JOB_EVENT_NAMES,
-  JOB_STATUSES,
   JobError,
-  JobEventData,
   JobId,
   JobImage,
   JobProgress,
@@ -40,5 +27,5 @@ export {
   type JobEventName,
   type JobEventPayload,
 } from './jobs.ts';
-export { CommonEnv, EnvError, intVar, LogLevel, parseEnv, RedisPrefix, RedisUrl } from './env.ts';
-export { ClassList, ModelInfo, ModelList, ModelStatus, Readiness } from './service-info.ts';
+export { CommonEnv, EnvError, intVar, parseEnv } from './env.ts';
+export { ClassList, ModelInfo, ModelList, Readiness } from './service-info.ts';

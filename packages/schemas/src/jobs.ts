@@ -7,7 +7,7 @@ import { ResolvedGeneration } from './generation.ts';
 // both sides (and clients generated from the OpenAPI document) share one
 // definition.
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export const JobStatus = z.enum(JOB_STATUSES).meta({
   description: 'queued -> running -> succeeded | failed | canceled (a queued job can also be canceled)',
 });
@@ -23,8 +23,12 @@ export const JobId = z
   .regex(/^j[0-9a-f]{24}$/)
   .meta({ description: 'The id returned by POST /jobs' });
 
-/** Statuses a job never leaves. */
-export const FINISHED_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
+/** Statuses a job never leaves; each is also the name of the event that ends its stream. */
+export const FINISHED_STATUSES = ['succeeded', 'failed', 'canceled'] as const satisfies readonly JobStatus[];
+
+export function isFinished(status: JobStatus): status is (typeof FINISHED_STATUSES)[number] {
+  return (FINISHED_STATUSES as readonly JobStatus[]).includes(status);
+}
 
 export const JobProgress = z
   .object({
@@ -110,7 +114,7 @@ export type JobEventName = keyof typeof JobEventData;
 export const JOB_EVENT_NAMES = Object.keys(JobEventData) as JobEventName[];
 export type JobEventPayload<N extends JobEventName> = z.infer<(typeof JobEventData)[N]>;
 /** Events after which a job's stream ends. */
-export const FINAL_EVENTS: readonly JobEventName[] = ['succeeded', 'failed', 'canceled'];
+export const FINAL_EVENTS: readonly JobEventName[] = FINISHED_STATUSES;
 
 export const FieldProblem = z.object({
   path: z.string().meta({ description: 'The failing field, e.g. "steps[2]" or "cfg_scale"' }),

@@ -17,7 +17,7 @@ const FileInModelDir = z
     message: 'must be a file name inside the model folder (no "/", "\\" or "..")',
   });
 
-export const ManifestArchitecture = z.strictObject({
+const ManifestArchitecture = z.strictObject({
   in_channels: positiveInt,
   out_channels: positiveInt,
   patch_size: positiveInt,
@@ -30,7 +30,7 @@ export const ManifestArchitecture = z.strictObject({
   parameters: positiveInt,
 });
 
-export const ManifestScheduler = z.strictObject({
+const ManifestScheduler = z.strictObject({
   num_train_timesteps: positiveInt,
   num_stages: positiveInt,
   gamma: z.number(),
@@ -39,7 +39,7 @@ export const ManifestScheduler = z.strictObject({
   cfg_stage_weights: z.array(z.number().min(0).max(1)),
 });
 
-export const ManifestStage = z.strictObject({
+const ManifestStage = z.strictObject({
   index: nonNegativeInt,
   resolution: positiveInt,
   start_t: z.number(),
@@ -50,7 +50,7 @@ export const ManifestStage = z.strictObject({
   renoise: z.strictObject({ alpha: z.number(), beta: z.number() }).nullable(),
 });
 
-export const ManifestClasses = z.strictObject({
+const ManifestClasses = z.strictObject({
   names: z.array(z.string()),
   /** The label that means "no class" (unconditional branch of CFG). */
   null_label: nonNegativeInt,
@@ -65,13 +65,13 @@ export const ManifestDefaults = z.strictObject({
   class_label: nonNegativeInt,
 });
 
-export const ManifestOnnx = z.strictObject({
+const ManifestOnnx = z.strictObject({
   opset: z.int().min(17),
   inputs: z.strictObject({ x: z.string().min(1), timestep: z.string().min(1), class_labels: z.string().min(1) }),
   outputs: z.strictObject({ velocity: z.string().min(1) }),
 });
 
-export const ManifestSource = z.strictObject({
+const ManifestSource = z.strictObject({
   weights_sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 lowercase hex characters' }),
   converter: z.string().min(1),
   torch_version: z.string().min(1),
@@ -158,9 +158,6 @@ export const ModelManifest = z
   });
 
 export type ModelManifest = z.infer<typeof ModelManifest>;
-export type ManifestStage = z.infer<typeof ManifestStage>;
-export type ManifestArchitecture = z.infer<typeof ManifestArchitecture>;
-export type ManifestScheduler = z.infer<typeof ManifestScheduler>;
 export type ManifestDefaults = z.infer<typeof ManifestDefaults>;
 
 /** A pixelflow.json that does not match the schema; the message is one line. */

@@ -3,10 +3,9 @@ import { z } from 'zod';
 // What the API says about the model it serves and about its readiness: GET /models,
 // GET /models/classes and GET /readyz. The API serialises with these; the web page reads them.
 
-export const ModelStatus = z.enum(['ready', 'loading', 'unavailable']).meta({
+const ModelStatus = z.enum(['ready', 'loading', 'unavailable']).meta({
   description: 'ready: a worker has this model loaded; loading: a worker is loading it; unavailable: no live worker',
 });
-export type ModelStatus = z.infer<typeof ModelStatus>;
 
 export const ModelInfo = z
   .object({

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { publishCancel } from '@pixelflow/queue';
 import { imageKey, previewKey } from '@pixelflow/results';
-import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
+import { formatIssuePath, GenerationError, GenerationRequest, isFinished, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { jobView, jobWork, remainingWork } from '../job-view.ts';
@@ -24,7 +24,7 @@ function newJobId(): string {
 async function viewOf(ctx: ApiContext, id: string): Promise<Job | null> {
   const record = await ctx.records.get(id);
   if (!record) return null;
-  if (record.status !== 'queued' && record.status !== 'running') {
+  if (isFinished(record.status)) {
     return jobView(record, { position: null, runningWork: 0, secondsPerImageStep: null });
   }
   const [standing, active, rate] = await Promise.all([
