@@ -19,8 +19,6 @@ import type { Keys } from './keys.ts';
 // State changes are Lua scripts, so the API's cancel and the worker's start
 // cannot both win.
 
-export type FinishedStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'canceled'>;
-
 /** What the API writes when it accepts a job. */
 export interface NewJob {
   id: string;

@@ -6,7 +6,7 @@ import { z } from 'zod';
 // The worker's environment variables (documented in the README's
 // configuration table). Times are in milliseconds where BullMQ takes them.
 
-export const WorkerEnv = CommonEnv.extend({
+const WorkerEnv = CommonEnv.extend({
   MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
   ORT_PROVIDER: z.enum(['cpu', 'cuda'], { error: 'must be cpu or cuda' }).default('cpu'),
   ORT_DEVICE_ID: intVar(0, 64, 0),

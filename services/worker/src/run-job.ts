@@ -12,9 +12,7 @@ import type { WorkerMetrics } from './metrics.ts';
 // outcome. The sampler computes in onnxruntime's worker thread, so this event
 // loop stays free to renew the BullMQ lock and to hear cancel requests.
 
-export const INLINE_PREVIEW_BYTES = 16 * 1024;
-
-export type JobOutcome = 'succeeded' | 'failed' | 'canceled' | 'skipped';
+const INLINE_PREVIEW_BYTES = 16 * 1024;
 
 /** Why a job's signal was aborted. */
 export const ABORT_CANCELED = 'canceled';
@@ -64,17 +62,17 @@ class Sequence {
  * canceled, keeping its previews) or ABORT_SHUTDOWN (the worker is stopping: HandBack is thrown so
  * that the caller returns the job to the queue).
  */
-export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<JobOutcome> {
+export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<void> {
   const { records, events, store, modelDir, log } = deps;
   const manifest = modelDir.manifest;
   const startedAt = new Date();
   const status = await records.start(id, startedAt);
   if (status !== 'running') {
     log.info({ status }, status === null ? 'job record is gone; skipping' : `job is ${status}; skipping`);
-    return 'skipped';
+    return;
   }
   const record = await records.get(id);
-  if (!record) return 'skipped';
+  if (!record) return;
   const finish = async (outcome: Parameters<JobRecords['finish']>[1]): Promise<void> => {
     const now = new Date();
     const final = await records.finish(id, outcome, now, deps.retentionSeconds);
@@ -83,7 +81,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
   };
   if (record.cancelRequested) {
     await finish({ status: 'canceled' });
-    return 'canceled';
+    return;
   }
 
   const g = record.parameters;
@@ -157,7 +155,6 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
     }
     await finish({ status: 'succeeded', images });
     log.info({ seconds: Number(seconds.toFixed(3)), model_calls: result.modelCalls }, 'job succeeded');
-    return 'succeeded';
   } catch (error) {
     await sideEffects.drain().catch(() => undefined);
     if (signal.aborted && signal.reason === ABORT_SHUTDOWN) {
@@ -167,11 +164,10 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
     if (signal.aborted) {
       await finish({ status: 'canceled' });
       log.info({ steps_done: stepsDone }, 'job canceled while running');
-      return 'canceled';
+      return;
     }
     const message = (error as Error).message.split('\n')[0] ?? String(error);
     log.error({ err: error }, 'job failed');
     await finish({ status: 'failed', error: { type: 'sampling_failed', message } });
-    return 'failed';
   }
 }
