@@ -134,8 +134,12 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
       // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.
       const warmStarted = performance.now();
       const channels = manifest.architecture.in_channels;
+      // A job of n images calls the model with batch n (a stage without guidance) or 2n (both CFG
+      // halves): warm single-image jobs and jobs of the default size, one call per shape.
+      const images = manifest.defaults.num_images;
+      const batches = [...new Set([1, 2, images, 2 * images])];
       for (const stage of manifest.stages) {
-        for (const batch of [1, 2]) {
+        for (const batch of batches) {
           const side = stage.resolution;
           await loaded.predict(
             new Float32Array(batch * channels * side * side),
@@ -145,7 +149,7 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
           );
         }
       }
-      log.info({ seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution');
+      log.info({ batches, seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution at the usual batch sizes');
     }
     log.info(
       { model: manifest.name, provider: loaded.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
