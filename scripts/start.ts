@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
+import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -14,10 +16,17 @@ import { buildWeb } from '@pixelflow/web/build';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const env: Record<string, string | undefined> = { ...process.env };
-env['REDIS_URL'] ??= 'redis://127.0.0.1:6379';
-env['HOST'] ??= '127.0.0.1';
-env['PORT'] ??= '8080';
 env['RESULTS_DIR'] ??= join(REPO, 'data/results');
+// Redis to probe and the address to print, as the services will read them (their defaults
+// included), so a changed default cannot send this script elsewhere.
+let config: ApiConfig;
+try {
+  config = loadApiConfig(env);
+} catch (error) {
+  if (!(error instanceof EnvError)) throw error;
+  say(error.message);
+  process.exit(2);
+}
 const children: ChildProcess[] = [];
 let stopping = false;
 
@@ -44,7 +53,7 @@ function hasRedisServer(): boolean {
 }
 
 async function ensureRedis(): Promise<void> {
-  const url = env['REDIS_URL'] as string;
+  const url = config.REDIS_URL;
   if (await redisAnswers(url)) {
     say(`using Redis at ${url}`);
     return;
@@ -114,7 +123,7 @@ if (env['WEB_DIR'] === undefined) {
 }
 startService('worker');
 startService('api');
-const base = `http://${env['HOST'] === '0.0.0.0' ? '127.0.0.1' : env['HOST']}:${env['PORT']}`;
+const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
 for (let waited = 0; !stopping; waited += 250) {
   const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
   if (status === 200) {
