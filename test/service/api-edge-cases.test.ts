@@ -61,6 +61,15 @@ describe('GET /jobs/:id/events', () => {
   });
 });
 
+describe('validation problems', () => {
+  it('name a failing list entry by its index and a body that is not an object as body', async () => {
+    const entry = (await (await postJob(service.url, { class: 1, steps: [1, 2, 0, 4] })).json()) as { errors: { path: string }[] };
+    expect(entry.errors.map((e) => e.path)).toEqual(['steps[2]']);
+    const list = (await (await postJob(service.url, [1])).json()) as { errors: { path: string; message: string }[] };
+    expect(list.errors).toEqual([{ path: 'body', message: 'must be a JSON object' }]);
+  });
+});
+
 describe('errors of routes the API does not write', () => {
   it('keep their own 4xx status (the docs\' static files: 416 for a Range past the end, 412 for a failed If-Match)', async () => {
     const css = `${service.url}/docs/static/swagger-ui.css`;
