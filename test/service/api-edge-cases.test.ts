@@ -61,6 +61,26 @@ describe('GET /jobs/:id/events', () => {
   });
 });
 
+describe('GET /jobs/:id/events, a client that leaves at once', () => {
+  it('is not left as an open stream when it left before the stream was set up', async () => {
+    const { id } = (await (await postJob(service.url, { class: 1, num_images: 1, steps: 1 })).json()) as { id: string };
+    // Redis holds the API's job lookup while the client leaves (a pause of all clients, short
+    // enough for the other test files' services not to notice).
+    await service.redis.call('CLIENT', 'PAUSE', '300', 'ALL');
+    const controller = new AbortController();
+    const leaving = fetch(`${service.url}/jobs/${id}/events`, { signal: controller.signal }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await leaving;
+    const gauge = async (): Promise<number> => {
+      const line = (await (await fetch(`${service.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('pixelflow_sse_streams '));
+      return Number(line?.split(' ')[1] ?? NaN);
+    };
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(await gauge()).toBe(0);
+  });
+});
+
 describe('validation problems', () => {
   it('name a failing list entry by its index and a body that is not an object as body', async () => {
     const entry = (await (await postJob(service.url, { class: 1, steps: [1, 2, 0, 4] })).json()) as { errors: { path: string }[] };
