@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 import yaml
@@ -122,9 +123,11 @@ def write_random_checkpoint(folder: Path, config: ModelConfig, seed: int = 0) ->
     return folder
 
 
-def save_checkpoint(folder: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> None:
-    """Write `state` and `config` as an official-format folder (model.pt + config.yaml)."""
+def save_checkpoint(folder: Path, config: ModelConfig, state: dict[str, torch.Tensor],
+                    training: Mapping[str, Any] | None = None) -> None:
+    """Write `state` and `config` as an official-format folder (model.pt + config.yaml in the released
+    layout; `training` fills its training-only keys, see ModelConfig.to_official_yaml_dict)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, folder / WEIGHTS_FILE)
-    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_official_yaml_dict(), sort_keys=False))
+    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.to_official_yaml_dict(training), sort_keys=False))

@@ -54,8 +54,18 @@ class ModelConfig:
                 "does not give every stage a whole number of patches")
         return self
 
-    def to_official_yaml_dict(self) -> dict[str, Any]:
-        """The layout of the authors' config.yaml (only the fields inference needs)."""
+    def to_official_yaml_dict(self, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The released config.yaml's layout: all five sections with every key of the authors' file.
+
+        `training` fills the training-only keys (lr, weight_decay, epochs, root, center_crop,
+        expand_ratio, num_workers, batch_size, seed) where they are known; the rest are null, which
+        inference never reads.
+        """
+        known = dict(training or {})
+        unknown = sorted(set(known) - set(TRAINING_KEYS))
+        if unknown:
+            raise ValueError(f"not a training key of config.yaml: {', '.join(unknown)}")
+        value = {key: known.get(key) for key in TRAINING_KEYS}
         return {
             "model": {
                 "target": "pixelflow.model.PixelFlowModel",
@@ -70,8 +80,13 @@ class ModelConfig:
                     "attention_bias": self.attention_bias,
                 },
             },
-            "scheduler": {"num_train_timesteps": self.num_train_timesteps, "num_stages": self.num_stages},
-            "data": {"resolution": self.resolution},
+            "scheduler": {"num_train_timesteps": self.num_train_timesteps, "num_stages": self.num_stages,
+                          "pyramid_shift": False},
+            "train": {"lr": value["lr"], "weight_decay": value["weight_decay"], "epochs": value["epochs"]},
+            "data": {"root": value["root"], "center_crop": value["center_crop"], "resolution": self.resolution,
+                     "expand_ratio": value["expand_ratio"], "num_workers": value["num_workers"],
+                     "batch_size": value["batch_size"]},
+            "seed": value["seed"],
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,8 +99,15 @@ XL = ModelConfig()
 _MODEL_PARAMS = ("num_attention_heads", "attention_head_dim", "in_channels", "out_channels",
                  "depth", "num_classes", "patch_size", "attention_bias")
 _SCHEDULER_KEYS = ("num_train_timesteps", "num_stages")
+# Scheduler keys of the released file that size nothing, with the only values our sampler implements.
+# The authors' code never reads pyramid_shift; the released file has false. Any other value would
+# promise a schedule we do not run, so it is refused rather than ignored.
+_SCHEDULER_SWITCHES: dict[str, tuple[Any, ...]] = {"pyramid_shift": (False,)}
 # Sections that only matter for training; an official config carries them and inference ignores them.
 _TRAINING_ONLY = ("train", "seed", "optimizer", "logging", "ema")
+TRAINING_KEYS = ("lr", "weight_decay", "epochs", "root", "center_crop", "expand_ratio", "num_workers",
+                 "batch_size", "seed")
+"""The released config.yaml's keys that only training reads (train.*, data.* but resolution, seed)."""
 
 
 def config_from_official(raw: Any) -> ModelConfig:
@@ -107,7 +129,12 @@ def config_from_official(raw: Any) -> ModelConfig:
     scheduler = _section(raw, "scheduler")
     data = _section(raw, "data")
     _no_unknown(params, _MODEL_PARAMS, "model.params")
-    _no_unknown(scheduler, _SCHEDULER_KEYS, "scheduler")
+    _no_unknown(scheduler, _SCHEDULER_KEYS + tuple(_SCHEDULER_SWITCHES), "scheduler")
+    for key, supported in _SCHEDULER_SWITCHES.items():
+        if key in scheduler and not any(_same_value(scheduler[key], value) for value in supported):
+            raise CheckpointError(
+                f"config.yaml has scheduler.{key}: {_yaml_scalar(scheduler[key])}, which this sampler does not "
+                f"implement (supported: {', '.join(_yaml_scalar(v) for v in supported)}, as in the released model)")
     missing = [f"model.params.{k}" for k in _MODEL_PARAMS if k not in params]
     missing += [f"scheduler.{k}" for k in _SCHEDULER_KEYS if k not in scheduler]
     if "resolution" not in data:
@@ -122,6 +149,17 @@ def config_from_official(raw: Any) -> ModelConfig:
         num_stages=scheduler["num_stages"],
         num_train_timesteps=scheduler["num_train_timesteps"],
     ).validate()
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    # YAML's `0` is not `false`: compare type as well, so only the released spelling is accepted.
+    return type(a) is type(b) and a == b
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else repr(value)
 
 
 def _section(raw: Mapping, key: str, label: str | None = None) -> Mapping:

