@@ -8,6 +8,7 @@ the matrix products only (see `to_mixed_fp16`); inputs and outputs stay float32 
 from __future__ import annotations
 
 import gc
+import inspect
 import tempfile
 import warnings
 from pathlib import Path
@@ -47,13 +48,23 @@ def export_onnx(model: PixelFlowNet, out_file: Path, dtype: str = "fp32") -> str
             warnings.simplefilter("ignore")
             torch.onnx.export(model, example, str(traced_file), input_names=list(INPUTS),
                               output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=OPSET,
-                              do_constant_folding=True)
+                              do_constant_folding=True, **exporter_choice())
         del model
         gc.collect()
         proto = onnx.load(str(traced_file), load_external_data=False)
         _declare_output_shape(proto, config.out_channels)
         half_initializers = to_mixed_fp16(proto) if dtype == "fp16" else set()
         return _write_with_weights(proto, Path(scratch), half_initializers, Path(out_file))
+
+
+def exporter_choice() -> dict[str, bool]:
+    """Pin the TorchScript (tracing) exporter, the one this graph is tested with.
+
+    PyTorch 2.9 made the dynamo-based exporter the default of `torch.onnx.export`; it builds a
+    different graph (and handles `dynamic_axes` differently). PyTorch 1.13 has only the tracing
+    exporter and no `dynamo` argument, so the argument is passed only where it exists.
+    """
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
 def _declare_output_shape(proto: onnx.ModelProto, channels: int) -> None:

@@ -186,3 +186,17 @@ def test_what_the_config_decides_is_refused_before_the_weights_are_read(checkpoi
     (config_only / "model.pt").write_bytes(b"not a torch file")
     with pytest.raises(UsageError, match="needs 1 or 3 numbers"):
         convert(config_only, tmp_path / "out", steps=[4, 6])
+
+
+def test_the_tracing_exporter_is_pinned_where_torch_offers_another(monkeypatch):
+    import torch
+
+    real = torch.onnx.export
+    has_choice = "dynamo" in __import__("inspect").signature(real).parameters
+    assert export.exporter_choice() == ({"dynamo": False} if has_choice else {})
+
+    def export_with_a_choice(model, args, f, dynamo=True, **kwargs):  # torch >= 2.5's signature, in short
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(torch.onnx, "export", export_with_a_choice)
+    assert export.exporter_choice() == {"dynamo": False}
