@@ -1,5 +1,6 @@
 #!/usr/bin/env tsx
 import { CONVERT_SUMMARY, CONVERT_USAGE, convertCommand } from './commands/convert.ts';
+import { CUDA_SUMMARY, CUDA_USAGE, cudaCommand } from './commands/cuda.ts';
 import { EVAL_SUMMARY, EVAL_USAGE, evalCommand } from './commands/eval.ts';
 import { GENERATE_SUMMARY, GENERATE_USAGE, generateCommand } from './commands/generate.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: convertCommand },
   generate: { summary: GENERATE_SUMMARY, usage: GENERATE_USAGE, run: generateCommand },
   eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: evalCommand },
+  cuda: { summary: CUDA_SUMMARY, usage: CUDA_USAGE, run: cudaCommand },
 };
 
 const USAGE = `Usage: pixelflow <command> [options]

@@ -46,3 +46,17 @@ export {
 } from './onnx-model.ts';
 export { encodePng, pngChunk, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';
 export { encodeGeneratedPngs } from './generated-pngs.ts';
+export {
+  CUDA_PROVIDER_FILES,
+  CUDA_PROVIDER_LIBRARY,
+  cudaProviderNotInstalled,
+  cudaProviderProblems,
+  explainCudaProviderFailure,
+  findLibrary,
+  inspectCudaProvider,
+  linkedLibraries,
+  onnxruntimeLibDir,
+  onnxruntimeNodeVersion,
+  onnxruntimeVersionOf,
+  type CudaProviderReport,
+} from './cuda-provider.ts';

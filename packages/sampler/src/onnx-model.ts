@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
+import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
 import type { Shape4, VelocityModel } from './model.ts';
 import type { ModelDir } from './model-dir.ts';
 
@@ -117,6 +118,15 @@ function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'mod
     );
   }
   return { provider, deviceId, fallbackToCpu, intraOpNumThreads, interOpNumThreads, graphOptimizationLevel };
+}
+
+/**
+ * onnxruntime reports a provider that cannot load as "Failed to load shared library", naming
+ * nothing (the library it could not find goes to its own log on stderr): add what is missing.
+ */
+function withCudaDiagnosis(error: Error): Error {
+  const diagnosis = /Failed to load shared library/i.test(error.message) ? explainCudaProviderFailure() : null;
+  return diagnosis === null ? error : new OnnxModelError(`${error.message} (${diagnosis})`);
 }
 
 function describeDims(shape: readonly (number | string)[]): string {
@@ -271,12 +281,12 @@ export class OnnxModel implements VelocityModel {
   private exited = false;
   private onDisposed: ((releaseError: string | undefined) => void) | null = null;
 
-  private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage) {
+  private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage, fallbackReason: string | null) {
     this.model = model;
     this.worker = worker;
     this.provider = ready.provider;
-    this.fallbackReason = ready.fallbackReason;
-    this.fellBack = ready.fallbackReason !== null;
+    this.fallbackReason = fallbackReason;
+    this.fellBack = fallbackReason !== null;
     worker.on('message', (message: WorkerMessage) => this.handleMessage(message));
     worker.on('error', (error: Error) => {
       this.fail(`the onnxruntime worker thread for ${model.modelPath} failed: ${error.message}`);
@@ -299,6 +309,13 @@ export class OnnxModel implements VelocityModel {
    */
   static async load(model: ModelDir, options: OnnxModelOptions = {}): Promise<OnnxModel> {
     const { onnx } = model.manifest;
+    const resolved = resolveOptions(options);
+    // A provider that is not installed at all is told apart without asking onnxruntime, which
+    // would log three multi-line errors to stderr before failing with a message naming nothing.
+    const notInstalled = resolved.provider === 'cuda' ? cudaProviderNotInstalled() : null;
+    if (notInstalled !== null && !resolved.fallbackToCpu) {
+      throw new OnnxModelError(`${model.modelPath}: provider 'cuda' unavailable: ${notInstalled}`);
+    }
     const workerData: SessionWorkerData = {
       modelPath: model.modelPath,
       names: {
@@ -307,7 +324,8 @@ export class OnnxModel implements VelocityModel {
         classLabels: onnx.inputs.class_labels,
         velocity: onnx.outputs.velocity,
       },
-      ...resolveOptions(options),
+      ...resolved,
+      ...(notInstalled !== null && { provider: 'cpu' }),
     };
     const worker = new Worker(WORKER_URL, { workerData, name: `onnxruntime ${model.manifest.name}` });
     let ready: ReadyMessage;
@@ -315,9 +333,10 @@ export class OnnxModel implements VelocityModel {
       ready = await waitUntilReady(worker, model.modelPath);
     } catch (error) {
       await worker.terminate();
-      throw error;
+      throw workerData.provider === 'cuda' ? withCudaDiagnosis(error as Error) : error;
     }
-    const instance = new OnnxModel(model, worker, ready);
+    const fallbackReason = notInstalled ?? (ready.fallbackReason === null ? null : withCudaDiagnosis(new Error(ready.fallbackReason)).message);
+    const instance = new OnnxModel(model, worker, ready, fallbackReason);
     const problems = manifestMismatches(model, ready);
     if (problems.length > 0) {
       await instance.dispose();

@@ -19,9 +19,6 @@
 // this thread while a run may be in progress: onnxruntime-node 1.30 aborts the whole process when
 // a thread is terminated inside `session.run`.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
@@ -77,43 +74,6 @@ function oneLine(/** @type {unknown} */ error) {
   return message.replace(/\s+/g, ' ').trim();
 }
 
-const HOW_TO_INSTALL_CUDA =
-  'install it in node_modules/onnxruntime-node with `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` ' +
-  '(needs network access; see deploy/README.md), or use the cpu provider';
-
-/**
- * Where onnxruntime-node keeps its native libraries, and the file names of the CUDA provider there;
- * null when this platform or package layout is not one we know (then we simply let onnxruntime try).
- * @returns {{ dir: string, cudaLibraries: string[] } | null}
- */
-function nativeLibraries() {
-  const cudaLibraries = {
-    linux: ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'],
-    win32: ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll'],
-  }[/** @type {string} */ (process.platform)];
-  if (!cudaLibraries) return null;
-  const packageMain = createRequire(import.meta.url).resolve('onnxruntime-node');
-  const dir = join(dirname(packageMain), '..', 'bin', 'napi-v6', process.platform, process.arch);
-  return existsSync(join(dir, 'onnxruntime_binding.node')) ? { dir, cudaLibraries } : null;
-}
-
-/**
- * Why the CUDA provider certainly cannot load, found without asking onnxruntime: its libraries are
- * missing from the package (onnxruntime 1.30 would throw "OrtSessionOptionsAppendExecutionProvider_Cuda:
- * Failed to load shared library", after logging three multi-line errors to stderr, which we want
- * to spare an operator, above all when falling back quietly).
- * @returns {string | null}
- */
-function cudaProviderMissing() {
-  const native = nativeLibraries();
-  const missing = native?.cudaLibraries.filter((file) => !existsSync(join(native.dir, file))) ?? [];
-  if (!native || missing.length === 0) return null;
-  return (
-    `onnxruntime-node's CUDA execution provider is not installed (${missing.join(' and ')} missing from ` +
-    `${native.dir}; the package's install script downloads them, and pnpm skips it unless allowed): ${HOW_TO_INSTALL_CUDA}`
-  );
-}
-
 /**
  * @param {'cpu' | 'cuda'} provider
  * @returns {import('onnxruntime-node').InferenceSession.SessionOptions}
@@ -140,17 +100,13 @@ function sessionOptions(provider) {
  */
 async function createSession() {
   if (config.provider === 'cuda') {
-    let reason = cudaProviderMissing();
-    if (reason === null) {
-      try {
-        const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cuda'));
-        return { session, provider: 'cuda', fallbackReason: null };
-      } catch (error) {
-        reason =
-          `onnxruntime could not start the CUDA execution provider on device ${config.deviceId}: ${oneLine(error)} ` +
-          `(check the GPU, and that the CUDA and cuDNN libraries it links against are installed: ` +
-          `ldd libonnxruntime_providers_cuda.so, see deploy/README.md)`;
-      }
+    // The parent has checked that the provider's files exist; why they fail to load, it says too.
+    let reason;
+    try {
+      const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cuda'));
+      return { session, provider: 'cuda', fallbackReason: null };
+    } catch (error) {
+      reason = `onnxruntime could not start the CUDA execution provider on device ${config.deviceId}: ${oneLine(error)}`;
     }
     if (!config.fallbackToCpu) throw new Error(`provider 'cuda' unavailable: ${reason}`);
     const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu'));
