@@ -10,6 +10,8 @@ const WorkerEnv = CommonEnv.extend({
   MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
   ORT_PROVIDER: z.enum(['cpu', 'cuda'], { error: 'must be cpu or cuda' }).default('cpu'),
   ORT_DEVICE_ID: intVar(0, 64, 0),
+  /** With ORT_PROVIDER=cuda: serve on the CPU (logged as a warning) instead of failing when CUDA cannot start. */
+  ORT_CPU_FALLBACK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
   /** Threads inside one onnxruntime operator; 0 = one per physical core. */
   ORT_THREADS: intVar(0, 1024, 0),
   /** How long a job's BullMQ lock lasts without renewal; a dead worker's job is retried after it. */

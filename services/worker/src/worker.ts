@@ -125,10 +125,12 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
     const loaded = await OnnxModel.load(modelDir, {
       provider: config.ORT_PROVIDER,
       deviceId: config.ORT_DEVICE_ID,
+      fallbackToCpu: config.ORT_CPU_FALLBACK,
       ...(config.ORT_THREADS > 0 && { intraOpNumThreads: config.ORT_THREADS }),
     });
     model = loaded;
     provider = loaded.provider;
+    if (loaded.fellBack) log.warn({ reason: loaded.fallbackReason }, 'CUDA unavailable: serving on the CPU (ORT_CPU_FALLBACK=true)');
     if (config.WARMUP) {
       // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
       // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,
@@ -194,7 +194,7 @@ async function install(options: CudaOptions): Promise<void> {
   try {
     const files = await providerFiles(options.from ?? (await providerPackage()), scratch);
     const cudaLibrary = files.get(CUDA_PROVIDER_LIBRARY) as string;
-    await checkBuiltForThisOnnxruntime(cudaLibrary, basename(options.from ?? PROVIDER_PACKAGE.spec) + `'s ${CUDA_PROVIDER_LIBRARY}`);
+    await checkBuiltForThisOnnxruntime(cudaLibrary, `${CUDA_PROVIDER_LIBRARY} from ${options.from ?? PROVIDER_PACKAGE.spec}`);
     for (const [name, source] of files) {
       // Copied beside, then renamed over: a running worker never sees half a library.
       const partial = join(options.ortDir, `.${name}.partial-${process.pid}`);
