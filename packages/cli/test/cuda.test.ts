@@ -160,6 +160,19 @@ describe('pixelflow cuda check (the worker image runs it at build time)', () => 
     );
   });
 
+  it('leaves libcuda.so.1 to the host with --driver-from-host, as the worker image builds without a driver', async () => {
+    const noDriver = join(root, 'cuda-without-driver');
+    cpSync(stub.cudaDir, noDriver, { recursive: true });
+    unlinkSync(join(noDriver, 'libcuda.so.1'));
+    const passed = await pixelflow(['cuda', 'check', '--ort-dir', good, '--cuda-major', '13', '--driver-from-host'], env(noDriver));
+    expect(passed.code).toBe(0);
+    if (findLibrary('libcuda.so.1', env(noDriver)) === null) {
+      expect(passed.stdout).toContain('every library it needs resolves (libcuda.so.1 will come from the host at run time)');
+      const failed = await pixelflow(['cuda', 'check', '--ort-dir', good, '--cuda-major', '13'], env(noDriver));
+      expectFailure(failed, 1, /needs libcuda\.so\.1, which the dynamic loader cannot find: install the NVIDIA driver/);
+    }
+  });
+
   it('fails when the provider is not installed, saying how to install it', async () => {
     const bare = ortDir('bare');
     expectFailure(

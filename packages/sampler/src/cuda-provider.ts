@@ -147,23 +147,35 @@ function source(name: string, cudaMajor: number | null): string {
   return (entry?.[1] ?? 'its package').replace(' {cuda}', cudaMajor === null ? '' : ` ${cudaMajor}`);
 }
 
-/**
- * What stops the provider in `report` from loading, one sentence each (empty: nothing known).
- * `expectedCudaMajor` is the CUDA of the machine or image it is meant for.
- */
-export function cudaProviderProblems(report: CudaProviderReport, expectedCudaMajor?: number): string[] {
+/** The NVIDIA driver's own library: on the host, and in a container only at run time. */
+export const DRIVER_LIBRARY = 'libcuda.so.1';
+
+export interface CudaProviderExpectations {
+  /** The CUDA major of the machine or image the provider is meant for. */
+  cudaMajor?: number;
+  /**
+   * The driver's libcuda.so.1 is mounted from the host at run time (the NVIDIA Container Toolkit
+   * does that), so a container image's build cannot find it and need not.
+   */
+  driverFromHost?: boolean;
+}
+
+/** What stops the provider in `report` from loading, one sentence each (empty: nothing known). */
+export function cudaProviderProblems(report: CudaProviderReport, expect: CudaProviderExpectations = {}): string[] {
   if (report.missingFiles.length > 0) return [notInstalledProblem(report.dir, report.missingFiles)];
   const problems: string[] = [];
+  const expectedCudaMajor = expect.cudaMajor;
+  const notFound = report.notFound.filter((name) => !(expect.driverFromHost && name === DRIVER_LIBRARY));
   if (expectedCudaMajor !== undefined && report.cudaMajor !== expectedCudaMajor) {
     problems.push(
       `${CUDA_PROVIDER_LIBRARY} links CUDA ${report.cudaMajor ?? 'of no known version'} but this machine has CUDA ` +
         `${expectedCudaMajor}: use a provider built for CUDA ${expectedCudaMajor}, or a CUDA ${report.cudaMajor ?? ''} base`.trimEnd(),
     );
   }
-  if (report.notFound.length > 0) {
-    const sources = [...new Set(report.notFound.map((name) => source(name, report.cudaMajor)))];
+  if (notFound.length > 0) {
+    const sources = [...new Set(notFound.map((name) => source(name, report.cudaMajor)))];
     problems.push(
-      `${CUDA_PROVIDER_LIBRARY} needs ${report.notFound.join(', ')}, which the dynamic loader cannot find: ` +
+      `${CUDA_PROVIDER_LIBRARY} needs ${notFound.join(', ')}, which the dynamic loader cannot find: ` +
         `install ${sources.join(' and ')}, or add their folder to LD_LIBRARY_PATH`,
     );
   }

@@ -49,6 +49,7 @@ export { encodeGeneratedPngs } from './generated-pngs.ts';
 export {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,
+  DRIVER_LIBRARY,
   cudaProviderNotInstalled,
   cudaProviderProblems,
   explainCudaProviderFailure,
@@ -58,5 +59,6 @@ export {
   onnxruntimeLibDir,
   onnxruntimeNodeVersion,
   onnxruntimeVersionOf,
+  type CudaProviderExpectations,
   type CudaProviderReport,
 } from './cuda-provider.ts';

@@ -49,7 +49,7 @@ describe('inspectCudaProvider', () => {
       cudaMajor: 13,
       notFound: [],
     });
-    expect(cudaProviderProblems(report, 13)).toEqual([]);
+    expect(cudaProviderProblems(report, { cudaMajor: 13 })).toEqual([]);
   });
 
   it('names each library the loader cannot find, with where it comes from', () => {
@@ -58,7 +58,7 @@ describe('inspectCudaProvider', () => {
     unlinkSync(join(cudaDir, absent));
     const report = inspectCudaProvider(stub.providerDir, withCuda(cudaDir));
     expect(report.notFound).toEqual([absent]);
-    const [problem, ...rest] = cudaProviderProblems(report, 13);
+    const [problem, ...rest] = cudaProviderProblems(report, { cudaMajor: 13 });
     expect(rest).toEqual([]);
     expect(problem).toMatch(new RegExp(`^libonnxruntime_providers_cuda.so needs ${absent.replace(/\./g, '\\.')}, which the dynamic loader cannot find: install `));
     expect(problem).toContain('or add their folder to LD_LIBRARY_PATH');
@@ -77,9 +77,22 @@ describe('inspectCudaProvider', () => {
     }
   });
 
+  it('leaves the driver library to the host when told it comes from there (a container image)', () => {
+    const cudaDir = join(root, 'cuda-without-driver');
+    cpSync(stub.cudaDir, cudaDir, { recursive: true });
+    unlinkSync(join(cudaDir, 'libcuda.so.1'));
+    const report = inspectCudaProvider(stub.providerDir, withCuda(cudaDir));
+    expect(cudaProviderProblems(report, { cudaMajor: 13, driverFromHost: true })).toEqual([]);
+    if (findLibrary('libcuda.so.1', withCuda(cudaDir)) === null) {
+      expect(cudaProviderProblems(report, { cudaMajor: 13 })[0]).toMatch(
+        /needs libcuda\.so\.1, which the dynamic loader cannot find: install the NVIDIA driver \(580 or newer for CUDA 13\)/,
+      );
+    }
+  });
+
   it("refuses a provider whose CUDA major is not the machine's", () => {
     const report = inspectCudaProvider(stub.providerDir, withCuda(stub.cudaDir));
-    expect(cudaProviderProblems(report, 12)).toEqual([
+    expect(cudaProviderProblems(report, { cudaMajor: 12 })).toEqual([
       'libonnxruntime_providers_cuda.so links CUDA 13 but this machine has CUDA 12: use a provider built for CUDA 12, or a CUDA 13 base',
     ]);
   });
@@ -90,7 +103,7 @@ describe('inspectCudaProvider', () => {
     });
     const report = inspectCudaProvider(old.providerDir, withCuda(old.cudaDir));
     expect(report.cudaMajor).toBe(12);
-    expect(cudaProviderProblems(report, 13)[0]).toContain('links CUDA 12 but this machine has CUDA 13');
+    expect(cudaProviderProblems(report, { cudaMajor: 13 })[0]).toContain('links CUDA 12 but this machine has CUDA 13');
   });
 
   it('says the provider is not installed, and how to install it, when its files are absent', () => {

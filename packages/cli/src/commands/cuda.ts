@@ -8,6 +8,7 @@ import {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,
   cudaProviderProblems,
+  DRIVER_LIBRARY,
   inspectCudaProvider,
   onnxruntimeLibDir,
   onnxruntimeNodeVersion,
@@ -44,20 +45,23 @@ ${CUDA_SUMMARY}.
 install  puts libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so
          beside onnxruntime-node's libonnxruntime.so.1, after checking that they were
          built for the same onnxruntime version; then checks them as below.
-         By default they come from the npm package ${PROVIDER_PACKAGE.spec}
-         (onnxruntime ${PROVIDER_PACKAGE.onnxruntime}'s official CUDA 13 build, 179 MB, fetched
-         once with npm pack and cached in ~/.cache/pixelflow).
+         By default they come from the npm package
+         ${PROVIDER_PACKAGE.spec}: onnxruntime ${PROVIDER_PACKAGE.onnxruntime}'s
+         official CUDA 13 build (179 MB), fetched once with npm pack and cached in
+         ~/.cache/pixelflow.
 check    says whether the provider is installed, which CUDA it links, and which of the
          libraries it needs (CUDA runtime, cuBLAS, cuRAND, cuDNN, the driver's
          libcuda) the dynamic loader cannot find. Exits 1 naming them.
 
 Options:
-  --from PATH       install: a .tgz holding the provider (an npm package, the official
-                    onnxruntime-linux-x64-gpu release) or a folder holding both files
-  --ort-dir DIR     the folder of libonnxruntime.so.1 (default: onnxruntime-node's,
-                    the one the worker loads)
-  --cuda-major N    check: also fail unless the provider links CUDA N (the image's)
-  -h, --help        show this help
+  --from PATH         install: a .tgz holding the provider (an npm package, the official
+                      onnxruntime-linux-x64-gpu release) or a folder holding both files
+  --ort-dir DIR       the folder of libonnxruntime.so.1 (default: onnxruntime-node's,
+                      the one the worker loads)
+  --cuda-major N      also fail unless the provider links CUDA N (the image's)
+  --driver-from-host  do not require the driver's libcuda.so.1 now: in a container the
+                      NVIDIA Container Toolkit mounts it from the host at run time
+  -h, --help          show this help
 
 A plain \`pnpm install\` never runs this. The CUDA libraries themselves are not
 installed by it: use the NVIDIA driver and CUDA/cuDNN packages of the machine, or point
@@ -69,6 +73,7 @@ export interface CudaOptions {
   from?: string;
   ortDir: string;
   cudaMajor?: number;
+  driverFromHost: boolean;
 }
 
 export function parseCudaArgs(args: readonly string[]): CudaOptions | 'help' {
@@ -76,6 +81,7 @@ export function parseCudaArgs(args: readonly string[]): CudaOptions | 'help' {
     from: { type: 'string' },
     'ort-dir': { type: 'string' },
     'cuda-major': { type: 'string' },
+    'driver-from-host': { type: 'boolean', default: false },
   });
   if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
@@ -97,6 +103,7 @@ export function parseCudaArgs(args: readonly string[]): CudaOptions | 'help' {
     ortDir: resolve(values['ort-dir'] ?? onnxruntimeLibDir()),
     ...(values.from !== undefined && { from: resolve(values.from) }),
     ...(cudaMajor !== undefined && { cudaMajor: Number(cudaMajor) }),
+    driverFromHost: values['driver-from-host'],
   };
 }
 
@@ -207,10 +214,11 @@ async function install(options: CudaOptions): Promise<void> {
   process.stdout.write(`pixelflow cuda: installed ${CUDA_PROVIDER_FILES.join(' and ')} in ${options.ortDir}\n`);
 }
 
-function describeReady(report: CudaProviderReport): string {
+function describeReady(report: CudaProviderReport, driverFromHost: boolean): string {
+  const driverLater = driverFromHost && report.notFound.includes(DRIVER_LIBRARY);
   return (
     `onnxruntime ${report.onnxruntimeVersion}'s CUDA provider in ${report.dir} links CUDA ${report.cudaMajor ?? '(unknown)'}; ` +
-    `every library it needs resolves`
+    `every library it needs resolves${driverLater ? ` (${DRIVER_LIBRARY} will come from the host at run time)` : ''}`
   );
 }
 
@@ -230,8 +238,11 @@ export async function cudaCommand(args: readonly string[]): Promise<number> {
   if (report.missingFiles.length === 0) {
     await checkBuiltForThisOnnxruntime(join(report.dir, CUDA_PROVIDER_LIBRARY), `${report.dir}/${CUDA_PROVIDER_LIBRARY}`);
   }
-  const problems = cudaProviderProblems(report, options.cudaMajor);
+  const problems = cudaProviderProblems(report, {
+    ...(options.cudaMajor !== undefined && { cudaMajor: options.cudaMajor }),
+    driverFromHost: options.driverFromHost,
+  });
   if (problems.length > 0) throw new CliError(problems.join('; '), 1, { command: COMMAND });
-  process.stdout.write(`pixelflow cuda: ${describeReady(report)}\n`);
+  process.stdout.write(`pixelflow cuda: ${describeReady(report, options.driverFromHost)}\n`);
   return 0;
 }
