@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -139,10 +140,22 @@ class Attention(nn.Module):
         q = apply_rope(self._split_heads(self.q_norm(self.q_proj(x))), cos, sin)
         k = apply_rope(self._split_heads(self.k_norm(self.k_proj(x))), cos, sin)
         v = self._split_heads(self.v_proj(x))
-        # Plain softmax attention: runs on torch 1.13 and exports to any opset >= 17.
-        weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim), dim=-1)
-        out = torch.matmul(weights, v).transpose(1, 2)
+        out = attention(q, k, v, self.head_dim).transpose(1, 2)
         return self.o_proj(out.reshape(out.shape[0], out.shape[1], -1))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_dim)) v over (B, heads, N, head_dim).
+
+    PyTorch 2.x runs it fused (F.scaled_dot_product_attention, as the authors' code does), which at
+    256 px (4,096 tokens) never holds the N x N scores. The ONNX export and PyTorch 1.13 take the
+    plain form, which exports to any opset >= 17; both compute the same function.
+    """
+    fused = getattr(F, "scaled_dot_product_attention", None)
+    if fused is not None and not torch.onnx.is_in_onnx_export():
+        return fused(q, k, v)
+    weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(head_dim), dim=-1)
+    return torch.matmul(weights, v)
 
 
 class MLP(nn.Module):

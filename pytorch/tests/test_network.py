@@ -5,7 +5,7 @@ import math
 import torch
 
 from pixelflow.config import XL
-from pixelflow.network import PixelFlowNet, apply_rope, rope_angles, sinusoidal_embedding, unpatchify
+from pixelflow.network import PixelFlowNet, apply_rope, attention, rope_angles, sinusoidal_embedding, unpatchify
 
 
 def official_xl_shapes() -> dict[str, tuple[int, ...]]:
@@ -89,3 +89,12 @@ def test_unpatchify_puts_each_token_entry_at_its_pixel():
                     for ch in range(c):
                         value = tokens[0, r * cols + col, (pi * p + pj) * c + ch]
                         assert image[0, ch, r * p + pi, col * p + pj] == value
+
+
+def test_fused_and_plain_attention_agree():
+    # PyTorch 2.x takes the fused kernel outside an ONNX export; 1.13 and the export take the plain
+    # form. Whichever this torch takes must equal the plain formula.
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 16, 8, generator=generator) for _ in range(3))
+    plain = torch.matmul(torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(8), dim=-1), v)
+    assert torch.allclose(attention(q, k, v, 8), plain, atol=1e-6)
