@@ -122,15 +122,16 @@ def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
     return torch.round(255.0 * (x / 2 + 0.5).clamp(0, 1)).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def _timesteps(value: float, batch: int) -> torch.Tensor:
-    return torch.full((batch,), value, dtype=torch.float32)
+def _timesteps(value: float, like: torch.Tensor) -> torch.Tensor:
+    """One model timestep per image of `like`, on its device."""
+    return torch.full((like.shape[0],), value, dtype=torch.float32, device=like.device)
 
 
 def _euler_stage(velocity: VelocityFn, x: torch.Tensor, labels: torch.Tensor, stage: Stage, steps: int,
                  shift: float) -> torch.Tensor:
     grid = euler_grid(steps, shift)
     for i in range(steps):
-        v = velocity(x, _timesteps(model_timestep(stage, grid[i]), x.shape[0]), labels)
+        v = velocity(x, _timesteps(model_timestep(stage, grid[i]), x), labels)
         x = x + (grid[i + 1] - grid[i]) * v
     return x
 
@@ -141,7 +142,7 @@ def _dopri5_stage(velocity: VelocityFn, x: torch.Tensor, labels: torch.Tensor, s
 
     def f(u: float, state: torch.Tensor) -> torch.Tensor:
         # Under Dopri5 the reference maps u in [0, 1] linearly onto [T_first, T_last] (no shift).
-        return velocity(state, _timesteps(stage.timestep_first + u * span, state.shape[0]), labels)
+        return velocity(state, _timesteps(stage.timestep_first + u * span, state), labels)
 
     return dopri5(f, x, 0.0, 1.0, rtol=params.rtol, atol=params.atol, max_steps=params.max_solver_steps)
 
