@@ -378,7 +378,7 @@ export class OnnxModel implements VelocityModel {
    * reject too. Waits for a forward pass already running (it cannot be interrupted). Idempotent.
    *
    * Await it before `process.exit()` while a prediction may be running: exit terminates worker
-   * threads, and onnxruntime-node 1.30 aborts the whole process (SIGABRT, "terminate called after
+   * threads, and onnxruntime-node (seen in 1.30) aborts the whole process (SIGABRT, "terminate called after
    * throwing an instance of 'Napi::Error'") when its thread is terminated during a forward pass.
    * For that reason this class never terminates a thread that may be inside `session.run`.
    */

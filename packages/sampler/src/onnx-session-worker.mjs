@@ -16,7 +16,7 @@
 //   parent -> worker  {type:'dispose'}: drop queued runs, release the session after the current
 //                     run, answer {type:'disposed', releaseError?}, and let the thread end.
 // Runs execute strictly one after another, in the order they arrived. The parent never terminates
-// this thread while a run may be in progress: onnxruntime-node 1.30 aborts the whole process when
+// this thread while a run may be in progress: onnxruntime-node aborts the whole process (seen in 1.30) when
 // a thread is terminated inside `session.run`.
 
 import { performance } from 'node:perf_hooks';

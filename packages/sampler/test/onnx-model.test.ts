@@ -368,7 +368,7 @@ describe('OnnxModel lifecycle', () => {
     const own = await OnnxModel.load(tinyDir);
     const g = goldens[3]!;
     // The thread ends the way a crash would end it, but while idle: terminating it during a forward
-    // pass aborts the whole process in onnxruntime-node 1.30 (see OnnxModel.dispose).
+    // pass aborts the whole process in onnxruntime-node (seen in 1.30; see OnnxModel.dispose).
     const internals = own as unknown as { worker: Worker };
     const terminated = internals.worker.terminate();
     // Sent to a thread that will never read it: only the exit can answer it.
