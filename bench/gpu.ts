@@ -2,11 +2,12 @@
 // on the same card, in one process. `bench/gpu/run.sh` runs it on the GPU machine (see
 // bench/gpu/README.md); on a machine without a GPU, `--provider cpu` rehearses every step.
 //
-//   node bench-gpu.mjs --provider cuda --fp32 DIR --fp16 DIR --checkpoint DIR --out DIR
+//   node bench-gpu.mjs --provider cuda --fp32 DIR --fp16 DIR --fp16-multihead DIR --checkpoint DIR --out DIR
 //
 // 1. The embedded model on the CPU and on --provider: load and warm-up time, and the same job's
 //    final float images (max abs difference) and PNG bytes (identical or not).
-// 2. Each converted model (--fp32, --fp16): session creation, the first (cold) job, then the demo's
+// 2. Each converted model (--fp32, --fp16, --fp16-multihead: attention as onnxruntime's fused
+//    MultiHeadAttention): session creation, the first (cold) job, then the demo's
 //    default job (Euler 10 steps per stage, CFG 4, shift 1) at each image count: median seconds per
 //    job and images/s; one Dopri5 job; peak GPU memory; and fp16 against fp32 on the same noise.
 // 3. The PyTorch reference on the same weights, device and noise, the way the authors' demo runs it
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     embedded: { type: 'string', default: DEFAULT_MODEL_DIR },
     fp32: { type: 'string' },
     fp16: { type: 'string' },
+    'fp16-multihead': { type: 'string' },
     checkpoint: { type: 'string' },
     python: { type: 'string', default: 'python3' },
     counts: { type: 'string', default: '1,4,8' },
@@ -206,9 +208,11 @@ async function embedded(): Promise<void> {
 }
 
 // 2. A converted model on --provider.
-const finals: Partial<Record<'fp32' | 'fp16', Float32Array>> = {};
+const LABELS = ['fp32', 'fp16', 'fp16-multihead'] as const;
+type Label = (typeof LABELS)[number];
+const finals: Partial<Record<Label, Float32Array>> = {};
 let noiseDumped = false;
-async function converted(label: 'fp32' | 'fp16', path: string): Promise<void> {
+async function converted(label: Label, path: string): Promise<void> {
   const dir = await loadModelDir(path);
   const memory = new GpuMemory();
   const { model, ms } = await timedLoad(dir, provider);
@@ -274,8 +278,15 @@ async function pytorch(checkpoint: string, classLabel: number): Promise<void> {
   const report = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { seconds: number[]; warmup_seconds: number; load_seconds: number; peak_memory_bytes: number | null; torch: string; model_calls: number };
   const torchFinal = (await readNpy(torchOut)).data as Float32Array;
   const s = median(report.seconds);
-  const ours = (results.fp16 ?? results.fp32) as { euler?: Record<string, { seconds_per_job: number }> } | undefined;
-  const oursSeconds = ours?.euler?.['4']?.seconds_per_job ?? null;
+  const oursOverPytorch: Record<string, number> = {};
+  const diffs: Record<string, number> = {};
+  for (const label of LABELS) {
+    const ours = results[label] as { euler?: Record<string, { seconds_per_job: number }> } | undefined;
+    const oursSeconds = ours?.euler?.['4']?.seconds_per_job;
+    if (oursSeconds !== undefined) oursOverPytorch[label] = Number((s / oursSeconds).toFixed(2));
+    const final = finals[label];
+    if (final) diffs[label] = maxAbsDiff(final, torchFinal);
+  }
   results.pytorch = {
     torch: report.torch,
     autocast: 'bf16',
@@ -284,9 +295,9 @@ async function pytorch(checkpoint: string, classLabel: number): Promise<void> {
     load_s: Number(report.load_seconds.toFixed(3)),
     model_calls: report.model_calls,
     peak_memory_mib: report.peak_memory_bytes === null ? null : Math.round(report.peak_memory_bytes / 2 ** 20),
-    speedup_ours_fp16_over_pytorch: oursSeconds === null ? null : Number((s / oursSeconds).toFixed(2)),
-    max_abs_diff_vs_ours_fp32: finals.fp32 ? maxAbsDiff(finals.fp32, torchFinal) : null,
-    max_abs_diff_vs_ours_fp16: finals.fp16 ? maxAbsDiff(finals.fp16, torchFinal) : null,
+    /** PyTorch seconds per 4-image job over ours: above 1, ours is faster. */
+    speedup_of_ours: oursOverPytorch,
+    max_abs_diff_vs_ours: diffs,
   };
   await save();
 }
@@ -310,7 +321,7 @@ function tables(): string {
     );
   }
   const rows: string[] = [];
-  for (const label of ['fp32', 'fp16'] as const) {
+  for (const label of LABELS) {
     const m = results[label] as Record<string, unknown> | undefined;
     if (!m) continue;
     const euler = (m.euler ?? {}) as Record<string, { seconds_per_job: number; images_per_s: number }>;
@@ -321,7 +332,9 @@ function tables(): string {
         `${dopri ? `${dopri.seconds_per_job} s (${dopri.model_calls} calls)` : 'n/a'} | ${String(m.peak_gpu_memory_mib ?? 'n/a')} |`,
     );
   }
-  const p = results.pytorch as Record<string, number | null> | undefined;
+  const p = results.pytorch as
+    | { load_s: number; first_job_s: number; seconds_per_job: number; peak_memory_mib: number | null; speedup_of_ours: Record<string, number>; max_abs_diff_vs_ours: Record<string, number> }
+    | undefined;
   if (p) {
     rows.push(
       `| PyTorch bf16 | ${p.load_s} | ${p.first_job_s} | ${counts.map((c) => (c === 4 ? `${p.seconds_per_job} s` : 'n/a')).join(' | ')} | n/a | ${p.peak_memory_mib ?? 'n/a'} |`,
@@ -337,10 +350,17 @@ function tables(): string {
       '',
     );
   }
-  if (finals.fp32 && finals.fp16) lines.push(`fp16 against fp32, same noise: max abs difference of the final float images ${maxAbsDiff(finals.fp32, finals.fp16).toExponential(2)}`, '');
+  for (const label of ['fp16', 'fp16-multihead'] as const) {
+    const [a, b] = [finals.fp32, finals[label]];
+    if (a && b) lines.push(`${label} against fp32, same noise: max abs difference of the final float images ${maxAbsDiff(a, b).toExponential(2)}`, '');
+  }
   if (p) {
+    const each = (record: Record<string, number>, format: (v: number) => string): string =>
+      Object.entries(record).map(([label, v]) => `${label} ${format(v)}`).join(', ') || 'n/a';
     lines.push(
-      `ours / PyTorch (4 images): ${p.speedup_ours_fp16_over_pytorch ?? 'n/a'}x faster; max abs difference against PyTorch bf16: fp32 ${p.max_abs_diff_vs_ours_fp32?.toExponential(2) ?? 'n/a'}, fp16 ${p.max_abs_diff_vs_ours_fp16?.toExponential(2) ?? 'n/a'}`,
+      `PyTorch seconds / ours seconds (4 images; above 1 = ours faster): ${each(p.speedup_of_ours, (v) => `${v}x`)}`,
+      '',
+      `Max abs difference of the final float images against PyTorch bf16: ${each(p.max_abs_diff_vs_ours, (v) => v.toExponential(2))}`,
       '',
     );
   }
@@ -362,10 +382,12 @@ async function part(name: string, body: () => Promise<void>): Promise<void> {
 }
 
 await part('embedded model', embedded);
-if (values.fp32) await part('fp32', () => converted('fp32', values.fp32 as string));
-if (values.fp16) await part('fp16', () => converted('fp16', values.fp16 as string));
+for (const label of LABELS) {
+  const path = values[label];
+  if (path) await part(label, () => converted(label, path));
+}
 if (values.checkpoint && noiseDumped) {
-  const anyModel = await loadModelDir((values.fp16 ?? values.fp32) as string);
+  const anyModel = await loadModelDir((values.fp16 ?? values.fp32 ?? values['fp16-multihead']) as string);
   await part('pytorch', () => pytorch(values.checkpoint as string, defaultJob(anyModel, 4).class_label));
 }
 results.finished_at = new Date().toISOString();

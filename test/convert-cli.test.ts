@@ -31,12 +31,15 @@ afterAll(async () => {
 
 describe('pnpm pixelflow convert', () => {
   it.each([
-    ['fp32', 1e-4],
+    ['fp32', 'plain', 1e-4],
     // float16 products carry about 3 significant digits; outputs here are of order 1.
-    ['fp16', 5e-3],
-  ] as const)('converts the tiny checkpoint to %s that matches PyTorch', async (dtype, tolerance) => {
-    const target = join(out, dtype);
-    const result = await pixelflow(['convert', TINY_CHECKPOINT_DIR, target, '--dtype', dtype, '--name', 'tiny']);
+    ['fp16', 'plain', 5e-3],
+    // onnxruntime's fused MultiHeadAttention (its CPU kernel here; flash attention on CUDA).
+    ['fp32', 'multihead', 1e-4],
+    ['fp16', 'multihead', 5e-3],
+  ] as const)('converts the tiny checkpoint to %s with %s attention, matching PyTorch', async (dtype, attention, tolerance) => {
+    const target = join(out, attention === 'plain' ? dtype : `${dtype}-${attention}`);
+    const result = await pixelflow(['convert', TINY_CHECKPOINT_DIR, target, '--dtype', dtype, '--name', 'tiny', '--attention', attention]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/wrote .* \(59,852 parameters, (fp32|fp16)/);
@@ -45,6 +48,9 @@ describe('pnpm pixelflow convert', () => {
     const model = await loadModelDir(target);
     expect(model.manifest.dtype).toBe(dtype);
     expect(model.manifest.name).toBe('tiny');
+    expect(model.manifest.onnx.attention ?? 'plain').toBe(attention);
+    const graph = await readFile(model.modelPath);
+    expect(graph.includes('MultiHeadAttention')).toBe(attention === 'multihead');
     const session = await InferenceSession.create(model.modelPath, { executionProviders: ['cpu'] });
     try {
       for (const c of await forwardCases()) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU run of issue 11, on the GPU machine (see bench/gpu/README.md): unpack the kit that
 # bench/gpu/kit.sh made, install the CUDA provider, convert the XL configuration with random weights
-# to fp32 and fp16, and measure (bench/gpu.ts). Every figure lands in $OUT as soon as it exists.
+# to fp32, fp16 and fp16 with fused attention, and measure (bench/gpu.ts). Every figure lands in $OUT as soon as it exists.
 #
 #   OUT=... bash bench/gpu/run.sh                      the real run (provider cuda, XL)
 #   PF_PROVIDER=cpu PF_CHECKPOINT_ARGS="--heads 2 --head-dim 16 --depth 2 --patch 4 --classes 1000 --resolution 128" \
@@ -90,18 +90,21 @@ if wants convert; then
   export PYTHONPATH="$repo/pytorch"
   # shellcheck disable=SC2086 # the arguments are words on purpose
   [[ -f $ckpt/model.pt ]] || timed checkpoint "$PYTHON" -m pixelflow.random_checkpoint "$ckpt" $CHECKPOINT_ARGS
-  for dtype in fp32 fp16; do
-    timed "convert-$dtype" "$PYTHON" -m pixelflow.convert "$ckpt" "$work/xl-$dtype" --dtype "$dtype" --force \
-      --class-names "$app/imagenet-classes.txt" --name "xl-random-$dtype"
+  # fp16 with attention as onnxruntime's fused MultiHeadAttention last: the figure to compare.
+  for variant in fp32:plain fp16:plain fp16:multihead; do
+    dtype=${variant%%:*} attention=${variant##*:}
+    name=xl-$dtype$([[ $attention == plain ]] || echo "-$attention")
+    timed "convert-${name#xl-}" "$PYTHON" -m pixelflow.convert "$ckpt" "$work/$name" --dtype "$dtype" \
+      --attention "$attention" --force --class-names "$app/imagenet-classes.txt" --name "$name-random"
   done
-  ls -l "$work"/xl-fp32 "$work"/xl-fp16 | tee -a "$OUT/models.txt"
+  ls -l "$work"/xl-* | tee -a "$OUT/models.txt"
 fi
 
 if wants bench; then
   step "bench/gpu ($PROVIDER)"
   export PYTHONPATH="$repo/pytorch"
-  timed bench node "$app/bench-gpu.mjs" --provider "$PROVIDER" --embedded "$repo/models/pixelflow-mnist" --fp32 "$work/xl-fp32" --fp16 "$work/xl-fp16" \
-    --checkpoint "$ckpt" --python "$PYTHON" --counts "${PF_COUNTS:-1,4,8}" --repeats "${PF_REPEATS:-2}" --out "$OUT/bench"
+  timed bench node "$app/bench-gpu.mjs" --provider "$PROVIDER" --embedded "$repo/models/pixelflow-mnist" \
+    --fp32 "$work/xl-fp32" --fp16 "$work/xl-fp16" --fp16-multihead "$work/xl-fp16-multihead" --checkpoint "$ckpt" --python "$PYTHON" --counts "${PF_COUNTS:-1,4,8}" --repeats "${PF_REPEATS:-2}" --out "$OUT/bench"
 fi
 
 if wants generate; then

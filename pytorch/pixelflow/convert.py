@@ -20,6 +20,7 @@ from .class_names import resolve_class_names
 from .config import CheckpointError
 from .export import export_onnx
 from .manifest import build_manifest
+from .network import ATTENTION_EXPORTS
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "pixelflow.json"
@@ -31,7 +32,7 @@ class UsageError(ValueError):
 
 def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: str | None = None,
             class_names_file: Path | None = None, force: bool = False, cfg_scale: float | None = None,
-            steps: list[int] | None = None) -> dict:
+            steps: list[int] | None = None, attention: str = "plain") -> dict:
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} exists and is not a folder")
@@ -39,6 +40,8 @@ def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: s
         raise UsageError(f"{out_dir} already exists and is not empty (use --force to replace it)")
     if dtype not in ("fp32", "fp16"):
         raise UsageError(f"--dtype must be fp32 or fp16, got {dtype!r}")
+    if attention not in ATTENTION_EXPORTS:
+        raise UsageError(f"--attention must be {' or '.join(ATTENTION_EXPORTS)}, got {attention!r}")
     if cfg_scale is not None and not 1 <= cfg_scale <= 25:
         raise UsageError(f"--default-cfg must be between 1 and 25, got {cfg_scale}")
     if steps is not None and not all(1 <= n <= 100 for n in steps):
@@ -57,12 +60,12 @@ def convert(checkpoint_dir: Path, out_dir: Path, *, dtype: str = "fp32", name: s
     try:
         model, config, sha = checkpoint.model, checkpoint.config, checkpoint.weights_sha256
         del checkpoint
-        external = export_onnx(model, staging / MODEL_FILE, dtype)
+        external = export_onnx(model, staging / MODEL_FILE, dtype, attention)
         del model
         manifest = build_manifest(config, name=name or checkpoint_dir.resolve().name, class_names=names,
                                   weights_sha256=sha, dtype=dtype, parameters=parameters,
                                   model_file=MODEL_FILE, external_data_file=external, cfg_scale=cfg_scale,
-                                  steps=steps)
+                                  steps=steps, attention=attention)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
         _replace_folder(staging, out_dir)
     except BaseException:
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint_dir", type=Path, help="folder with config.yaml and model.pt")
     parser.add_argument("out_dir", type=Path, help="folder to write model.onnx and pixelflow.json to")
     parser.add_argument("--dtype", default="fp32", help="fp32 (default) or fp16 matrix products")
+    parser.add_argument("--attention", default="plain",
+                        help="plain (default: MatMul + Softmax, any runtime) or multihead (onnxruntime's fused "
+                             "com.microsoft.MultiHeadAttention)")
     parser.add_argument("--name", help="model name recorded in pixelflow.json (default: the folder's name)")
     parser.add_argument("--class-names", type=Path, help="text file, one class name per line")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = convert(args.checkpoint_dir, args.out_dir, dtype=args.dtype, name=args.name,
                            class_names_file=args.class_names, force=args.force, cfg_scale=args.default_cfg,
-                           steps=args.default_steps)
+                           steps=args.default_steps, attention=args.attention)
     except (CheckpointError, UsageError) as error:
         print(f"pixelflow convert: {error}", file=sys.stderr)
         return 2

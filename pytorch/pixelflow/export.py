@@ -18,7 +18,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .network import PixelFlowNet
+from .network import ATTENTION_EXPORTS, Attention, PixelFlowNet
 
 OPSET = 17
 INPUTS = ("x", "timestep", "class_labels")
@@ -26,15 +26,23 @@ OUTPUTS = ("velocity",)
 EXTERNAL_DATA_SUFFIX = ".data"
 # Protobuf cannot serialise a message over 2 GiB; keep headroom for the graph itself.
 INLINE_LIMIT_BYTES = 1_800_000_000
-_HALF_OPS = ("MatMul", "Gemm", "Conv")
+_HALF_OPS = ("MatMul", "Gemm", "Conv", "MultiHeadAttention")
+# onnxruntime's contrib operators (MultiHeadAttention), version 1.
+CONTRIB_DOMAIN = "com.microsoft"
 
 
-def export_onnx(model: PixelFlowNet, out_file: Path, dtype: str = "fp32") -> str | None:
+def export_onnx(model: PixelFlowNet, out_file: Path, dtype: str = "fp32", attention: str = "plain") -> str | None:
     """Write `out_file` (and `out_file` + '.data' when the weights are too big to inline).
 
     Returns the external data file's name, or None. `model` may be released by the caller afterwards;
     the export goes through a scratch folder because torch writes one file per tensor for big models.
+    `attention` is one of ATTENTION_EXPORTS.
     """
+    if attention not in ATTENTION_EXPORTS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_EXPORTS)}, got {attention!r}")
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.onnx_attention = attention
     config = model.config
     side = config.stage_resolutions()[min(1, config.num_stages - 1)]
     example = (torch.randn(2, config.in_channels, side, side), torch.tensor([10.0, 500.0]),
@@ -48,7 +56,8 @@ def export_onnx(model: PixelFlowNet, out_file: Path, dtype: str = "fp32") -> str
             warnings.simplefilter("ignore")
             torch.onnx.export(model, example, str(traced_file), input_names=list(INPUTS),
                               output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=OPSET,
-                              do_constant_folding=True, **exporter_choice())
+                              do_constant_folding=True, **exporter_choice(),
+                              **({"custom_opsets": {CONTRIB_DOMAIN: 1}} if attention == "multihead" else {}))
         del model
         gc.collect()
         proto = onnx.load(str(traced_file), load_external_data=False)
@@ -79,7 +88,8 @@ def _declare_output_shape(proto: onnx.ModelProto, channels: int) -> None:
 
 
 def to_mixed_fp16(proto: onnx.ModelProto) -> set[str]:
-    """Run MatMul, Gemm and Conv in float16 and everything else in float32, like torch autocast.
+    """Run MatMul, Gemm, Conv (and a fused MultiHeadAttention) in float16 and everything else in
+    float32, like torch autocast.
 
     Norms, softmax, RoPE and the adaLN modulation stay float32 (the reference keeps them in float32
     under autocast too); the products, which hold nearly all weights and FLOPs, take float16 inputs
@@ -94,7 +104,10 @@ def to_mixed_fp16(proto: onnx.ModelProto) -> set[str]:
     halved = {name for name, tensor in initializers.items()
               if tensor.data_type == TensorProto.FLOAT and consumers.get(name)
               and all(n.op_type in _HALF_OPS for n in consumers[name])}
-    cast_of: dict[str, str] = {}
+    graph_outputs = {o.name for o in graph.output}
+    # The float16 twin of a float32 tensor: a Cast of it, or the result of a half op before the Cast
+    # back. A half op fed by another reads its float16 result directly (no round trip, no name clash).
+    fp16_of: dict[str, str] = {}
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         if node.op_type not in _HALF_OPS:
@@ -103,16 +116,17 @@ def to_mixed_fp16(proto: onnx.ModelProto) -> set[str]:
         for i, name in enumerate(node.input):
             if not name or name in halved:
                 continue
-            if name not in cast_of:
-                cast_of[name] = f"{name}__fp16"
-                nodes.append(helper.make_node("Cast", [name], [cast_of[name]], to=TensorProto.FLOAT16,
+            if name not in fp16_of:
+                fp16_of[name] = f"{name}__fp16"
+                nodes.append(helper.make_node("Cast", [name], [fp16_of[name]], to=TensorProto.FLOAT16,
                                               name=f"{name}__to_fp16"))
-            node.input[i] = cast_of[name]
+            node.input[i] = fp16_of[name]
         result = node.output[0]
-        node.output[0] = f"{result}__fp16"
+        node.output[0] = fp16_of[result] = f"{result}__fp16"
         nodes.append(node)
-        nodes.append(helper.make_node("Cast", [node.output[0]], [result], to=TensorProto.FLOAT,
-                                      name=f"{result}__to_fp32"))
+        if result in graph_outputs or any(n.op_type not in _HALF_OPS for n in consumers.get(result, [])):
+            nodes.append(helper.make_node("Cast", [node.output[0]], [result], to=TensorProto.FLOAT,
+                                          name=f"{result}__to_fp32"))
     del graph.node[:]
     graph.node.extend(nodes)
     return halved

@@ -30,8 +30,10 @@ def default_class_label(names: Sequence[str]) -> int:
 def build_manifest(config: ModelConfig, *, name: str, class_names: Sequence[str], weights_sha256: str,
                    dtype: str, parameters: int, model_file: str = "model.onnx",
                    external_data_file: str | None = None, cfg_scale: float | None = None,
-                   steps: Sequence[int] | None = None) -> dict:
-    """cfg_scale and steps (one per stage) override the demo's sampling defaults for this model."""
+                   steps: Sequence[int] | None = None, attention: str = "plain") -> dict:
+    """cfg_scale and steps (one per stage) override the demo's sampling defaults for this model.
+    `attention` is how the export wrote attention (network.ATTENTION_EXPORTS); "plain" is not
+    recorded, so manifests of plain exports stay as they always were."""
     schedule = stages(config.num_stages, config.num_train_timesteps, DEFAULT_GAMMA)
     sizes = config.stage_resolutions()
     return {
@@ -86,6 +88,7 @@ def build_manifest(config: ModelConfig, *, name: str, class_names: Sequence[str]
             "opset": OPSET,
             "inputs": {name: name for name in INPUTS},
             "outputs": {name: name for name in OUTPUTS},
+            **({} if attention == "plain" else {"attention": attention}),
         },
         "source": {
             "weights_sha256": weights_sha256,

@@ -120,12 +120,38 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+ATTENTION_EXPORTS = ("plain", "multihead")
+"""How attention is written into an ONNX export: MatMul + Softmax + MatMul ("plain", any runtime),
+or one com.microsoft.MultiHeadAttention node ("multihead"), onnxruntime's fused kernel (flash and
+memory-efficient attention on CUDA) that never holds the N x N scores."""
+
+
+class _MultiHeadAttentionNode(torch.autograd.Function):
+    """Exports as com.microsoft.MultiHeadAttention over (B, N, heads * head_dim) inputs; computes the
+    same attention in PyTorch (it only runs there while the exporter traces)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+        split = [t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v)]
+        out = attention(*split, q.shape[-1] // heads).transpose(1, 2)
+        return out.reshape(q.shape)
+
+    @staticmethod
+    def symbolic(g, q, k, v, heads: int):
+        # The default scale, 1 / sqrt(head_dim), is the model's.
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
+        out.setType(q.type())
+        return out
+
+
 class Attention(nn.Module):
     def __init__(self, heads: int, head_dim: int, device=None):
         super().__init__()
         dim = heads * head_dim
         self.heads = heads
         self.head_dim = head_dim
+        # Read only by the ONNX export (see ATTENTION_EXPORTS); PyTorch always computes `attention`.
+        self.onnx_attention = "plain"
         self.q_proj = nn.Linear(dim, dim, device=device)
         self.k_proj = nn.Linear(dim, dim, device=device)
         self.v_proj = nn.Linear(dim, dim, device=device)
@@ -140,6 +166,9 @@ class Attention(nn.Module):
         q = apply_rope(self._split_heads(self.q_norm(self.q_proj(x))), cos, sin)
         k = apply_rope(self._split_heads(self.k_norm(self.k_proj(x))), cos, sin)
         v = self._split_heads(self.v_proj(x))
+        if self.onnx_attention == "multihead" and torch.onnx.is_in_onnx_export():
+            merged = [t.transpose(1, 2).reshape(x.shape) for t in (q, k, v)]  # RoPE is applied per head first
+            return self.o_proj(_MultiHeadAttentionNode.apply(*merged, self.heads))
         out = attention(q, k, v, self.head_dim).transpose(1, 2)
         return self.o_proj(out.reshape(out.shape[0], out.shape[1], -1))
 

@@ -200,3 +200,28 @@ def test_the_tracing_exporter_is_pinned_where_torch_offers_another(monkeypatch):
 
     monkeypatch.setattr(torch.onnx, "export", export_with_a_choice)
     assert export.exporter_choice() == {"dynamo": False}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_multihead_attention_export_writes_one_fused_node_per_block(checkpoint, tmp_path, small_config, dtype):
+    manifest = convert(checkpoint, tmp_path / "fused", dtype=dtype, attention="multihead")
+    proto = onnx.load(str(tmp_path / "fused" / "model.onnx"))
+    onnx.checker.check_model(proto)
+    fused = [n for n in proto.graph.node if n.op_type == "MultiHeadAttention"]
+    assert len(fused) == small_config.depth
+    assert all(n.domain == export.CONTRIB_DOMAIN for n in fused)
+    assert [a.i for n in fused for a in n.attribute if a.name == "num_heads"] == [small_config.num_attention_heads] * small_config.depth
+    assert not any(n.op_type == "Softmax" for n in proto.graph.node)
+    assert {(o.domain, o.version) for o in proto.opset_import} >= {(export.CONTRIB_DOMAIN, 1)}
+    assert manifest["onnx"]["attention"] == "multihead"
+    if dtype == "fp16":
+        # Fed by a float16 cast and read directly by the float16 output projection: no round trip.
+        outputs = {o for n in fused for o in n.output}
+        assert all(o.endswith("__fp16") for o in outputs)
+        assert not any(n.op_type == "Cast" and n.input[0] in outputs for n in proto.graph.node)
+
+
+def test_plain_exports_do_not_record_attention(checkpoint, tmp_path):
+    assert "attention" not in convert(checkpoint, tmp_path / "plain")["onnx"]
+    with pytest.raises(UsageError, match="--attention must be plain or multihead, got 'flash'"):
+        convert(checkpoint, tmp_path / "bad", attention="flash")

@@ -44,7 +44,7 @@ describe('pixelflow', () => {
   it('rejects an unknown command in one line', async () => {
     expectOneLineFailure(
       await pixelflow(['serve']),
-      "pixelflow: unknown command 'serve' (commands: convert, generate, eval; see pixelflow --help)",
+      "pixelflow: unknown command 'serve' (commands: convert, generate, eval, cuda; see pixelflow --help)",
     );
   });
 });
@@ -61,6 +61,13 @@ describe('pixelflow convert: arguments', () => {
     expectOneLineFailure(
       await pixelflow(['convert', 'ckpt', 'out', '--dtype', 'bf16']),
       "pixelflow convert: --dtype must be fp32 or fp16, not 'bf16'",
+    );
+  });
+
+  it('rejects a bad --attention', async () => {
+    expectOneLineFailure(
+      await pixelflow(['convert', 'ckpt', 'out', '--attention', 'flash']),
+      "pixelflow convert: --attention must be plain or multihead, not 'flash'",
     );
   });
 
@@ -148,8 +155,8 @@ describe('pixelflow convert: Python hand-over', () => {
   it('runs python -m pixelflow.convert with absolute paths and exits with its status', async () => {
     const result = await pixelflow(
       [
-        'convert', 'ckpt', '/models/out', '--dtype', 'fp16', '--name', 'tiny model', '--class-names', 'names.txt',
-        '--default-cfg', '2.5', '--default-steps', '4,6,8,10', '--force',
+        'convert', 'ckpt', '/models/out', '--dtype', 'fp16', '--attention', 'multihead', '--name', 'tiny model',
+        '--class-names', 'names.txt', '--default-cfg', '2.5', '--default-steps', '4,6,8,10', '--force',
       ],
       { PATH: emptyPath, PIXELFLOW_PYTHON: fakePython, FAKE_PYTHON_LOG: log() },
     );
@@ -162,6 +169,8 @@ describe('pixelflow convert: Python hand-over', () => {
       '/models/out',
       '--dtype',
       'fp16',
+      '--attention',
+      'multihead',
       '--name',
       'tiny model',
       '--class-names',

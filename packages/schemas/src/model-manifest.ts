@@ -69,6 +69,11 @@ const ManifestOnnx = z.strictObject({
   opset: z.int().min(17),
   inputs: z.strictObject({ x: z.string().min(1), timestep: z.string().min(1), class_labels: z.string().min(1) }),
   outputs: z.strictObject({ velocity: z.string().min(1) }),
+  /**
+   * How the graph computes attention: absent or 'plain' (MatMul, Softmax, MatMul: any runtime), or
+   * 'multihead' (onnxruntime's fused com.microsoft.MultiHeadAttention).
+   */
+  attention: z.enum(['plain', 'multihead']).optional(),
 });
 
 const ManifestSource = z.strictObject({

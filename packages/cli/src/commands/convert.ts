@@ -22,6 +22,9 @@ ${CONVERT_SUMMARY}.
 Options:
   --dtype fp32|fp16    precision of the weights in the ONNX file (default fp32);
                        inputs and outputs stay float32 either way
+  --attention A        plain (default: MatMul + Softmax, runs anywhere) or multihead:
+                       onnxruntime's fused com.microsoft.MultiHeadAttention (flash and
+                       memory-efficient attention on CUDA; a CPU kernel too)
   --name NAME          model name recorded in pixelflow.json
   --class-names FILE   class names, one per line, in label order
   --default-cfg G      the model's default CFG scale, 1..25 (default 4, the demo's)
@@ -38,11 +41,14 @@ Environment:
 
 const DTYPES = ['fp32', 'fp16'] as const;
 export type WeightDtype = (typeof DTYPES)[number];
+const ATTENTIONS = ['plain', 'multihead'] as const;
+export type AttentionExport = (typeof ATTENTIONS)[number];
 
 export interface ConvertOptions {
   checkpointDir: string;
   outDir: string;
   dtype: WeightDtype;
+  attention: AttentionExport;
   name?: string;
   classNames?: string;
   /** Sampling defaults written to pixelflow.json instead of the demo's. */
@@ -59,6 +65,7 @@ function isDtype(value: string): value is WeightDtype {
 export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'help' {
   const parsed = parseFlags(COMMAND, args, {
     dtype: { type: 'string', default: 'fp32' },
+    attention: { type: 'string', default: 'plain' },
     name: { type: 'string' },
     'class-names': { type: 'string' },
     'default-cfg': { type: 'string' },
@@ -75,6 +82,10 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`, { command: COMMAND });
   if (!isDtype(values.dtype)) {
     throw new UsageError(`--dtype must be fp32 or fp16, not '${values.dtype}'`, { command: COMMAND });
+  }
+  const attention = ATTENTIONS.find((a) => a === values.attention);
+  if (attention === undefined) {
+    throw new UsageError(`--attention must be plain or multihead, not '${values.attention}'`, { command: COMMAND });
   }
   if (values.name !== undefined && values.name.trim() === '') throw new UsageError('--name must not be empty', { command: COMMAND });
   // The ranges are pixelflow.json's own (ManifestDefaults): what convert accepts, the manifest holds.
@@ -94,6 +105,7 @@ export function parseConvertArgs(args: readonly string[]): ConvertOptions | 'hel
     checkpointDir,
     outDir,
     dtype: values.dtype,
+    attention,
     force: values.force,
     ...(values.name !== undefined && { name: values.name }),
     ...(values['class-names'] !== undefined && { classNames: values['class-names'] }),
@@ -108,6 +120,7 @@ export function converterArgs(options: ConvertOptions): string[] {
   // and the converter's messages then name exactly which folder it means.
   const args = ['-m', 'pixelflow.convert', resolve(options.checkpointDir), resolve(options.outDir)];
   args.push('--dtype', options.dtype);
+  if (options.attention !== 'plain') args.push('--attention', options.attention);
   if (options.name !== undefined) args.push('--name', options.name);
   if (options.classNames !== undefined) args.push('--class-names', resolve(options.classNames));
   if (options.defaultCfg !== undefined) args.push('--default-cfg', String(options.defaultCfg));
