@@ -8,7 +8,8 @@
 #     OUT=/tmp/rehearsal bash bench/gpu/run.sh         the rehearsal on a machine without a GPU
 #
 # PF_PYTHON (default python3) must have torch, numpy, yaml and onnx. PF_COUNTS, PF_REPEATS tune
-# bench/gpu. PF_STEPS=unpack,provider,convert,bench,generate picks what runs (default: all).
+# bench/gpu. PF_STEPS=unpack,provider,convert,bench,generate picks what runs (default: all);
+# PF_VARIANTS="fp32:plain fp16:plain fp16:multihead" which conversions are made and measured.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo=$PWD
@@ -18,6 +19,7 @@ PROVIDER=${PF_PROVIDER:-cuda}
 PYTHON=${PF_PYTHON:-python3}
 CHECKPOINT_ARGS=${PF_CHECKPOINT_ARGS:---xl}
 STEPS=${PF_STEPS:-unpack,provider,convert,bench,generate}
+VARIANTS=${PF_VARIANTS:-fp32:plain fp16:plain fp16:multihead} # dtype:attention, converted and measured
 carry=tmp/gpu/carry
 work=tmp/gpu # app/ lands three levels below the root, where the bundles expect it (bench/gpu/kit.sh)
 app=$work/app
@@ -91,7 +93,7 @@ if wants convert; then
   # shellcheck disable=SC2086 # the arguments are words on purpose
   [[ -f $ckpt/model.pt ]] || timed checkpoint "$PYTHON" -m pixelflow.random_checkpoint "$ckpt" $CHECKPOINT_ARGS
   # fp16 with attention as onnxruntime's fused MultiHeadAttention last: the figure to compare.
-  for variant in fp32:plain fp16:plain fp16:multihead; do
+  for variant in $VARIANTS; do
     dtype=${variant%%:*} attention=${variant##*:}
     name=xl-$dtype$([[ $attention == plain ]] || echo "-$attention")
     timed "convert-${name#xl-}" "$PYTHON" -m pixelflow.convert "$ckpt" "$work/$name" --dtype "$dtype" \
@@ -103,14 +105,18 @@ fi
 if wants bench; then
   step "bench/gpu ($PROVIDER)"
   export PYTHONPATH="$repo/pytorch"
-  timed bench node "$app/bench-gpu.mjs" --provider "$PROVIDER" --embedded "$repo/models/pixelflow-mnist" \
-    --fp32 "$work/xl-fp32" --fp16 "$work/xl-fp16" --fp16-multihead "$work/xl-fp16-multihead" --checkpoint "$ckpt" --python "$PYTHON" --counts "${PF_COUNTS:-1,4,8}" --repeats "${PF_REPEATS:-2}" --out "$OUT/bench"
+  models=()
+  for name in fp32 fp16 fp16-multihead; do
+    [[ -f $work/xl-$name/pixelflow.json ]] && models+=("--$name" "$work/xl-$name")
+  done
+  timed bench node "$app/bench-gpu.mjs" --provider "$PROVIDER" --embedded "$repo/models/pixelflow-mnist" "${models[@]}" --checkpoint "$ckpt" --python "$PYTHON" --counts "${PF_COUNTS:-1,4,8}" --repeats "${PF_REPEATS:-2}" --out "$OUT/bench"
 fi
 
 if wants generate; then
   step "the CLI: pixelflow generate on $PROVIDER (one process per job: the first job pays the cold start)"
   for solver in euler dopri5; do
-    timed "generate-$solver" pixelflow generate --model "$work/xl-fp16" --provider "$PROVIDER" --solver "$solver" \
+    fastest=$work/xl-fp16$([[ -f $work/xl-fp16-multihead/pixelflow.json ]] && echo -multihead)
+    timed "generate-$solver" pixelflow generate --model "$fastest" --provider "$PROVIDER" --solver "$solver" \
       --seed 42 --out "$OUT/generate-$solver" --json > "$OUT/generate-$solver.json"
   done
 fi
