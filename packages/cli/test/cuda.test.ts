@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLibrary, onnxruntimeLibDir, onnxruntimeNodeVersion } from '@pixelflow/sampler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildStubProvider, CUDA13_LOADED, CUDA13_NEEDED, type StubProvider } from '../../sampler/test/support/stub-cuda-provider.ts';
+import { buildStubProvider, libraryThisMachineLacks, type StubProvider } from '../../sampler/test/support/stub-cuda-provider.ts';
 import { pixelflow, type Result } from './support/run-cli.ts';
 
 // `pixelflow cuda install|check` as an operator (and the worker image's build) runs it: a real
@@ -40,9 +40,7 @@ function expectFailure(result: Result, code: number, line: string | RegExp): voi
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'pixelflow-cuda-cli-'));
   stub = buildStubProvider(join(root, 'stub'), { onnxruntimeVersion: version });
-  const missing = [...CUDA13_NEEDED, ...CUDA13_LOADED].find((name) => findLibrary(name, { ...process.env, LD_LIBRARY_PATH: '' }) === null);
-  if (missing === undefined) throw new Error('this machine has every CUDA library; these tests need one it lacks');
-  absent = missing;
+  absent = libraryThisMachineLacks();
 });
 
 afterAll(async () => {

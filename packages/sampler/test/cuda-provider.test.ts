@@ -15,7 +15,7 @@ import {
   onnxruntimeNodeVersion,
   onnxruntimeVersionOf,
 } from '../src/cuda-provider.ts';
-import { buildStubProvider, CUDA13_LOADED, CUDA13_NEEDED, type StubProvider } from './support/stub-cuda-provider.ts';
+import { buildStubProvider, libraryThisMachineLacks, type StubProvider } from './support/stub-cuda-provider.ts';
 
 // The CUDA provider checks against real ELF libraries (built here with cc, named and linked like
 // onnxruntime 1.29.0's CUDA 13 provider), the real dynamic loader, and the real onnxruntime-node,
@@ -30,9 +30,7 @@ const withCuda = (dir: string): NodeJS.ProcessEnv => ({ ...process.env, LD_LIBRA
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'pixelflow-cuda-provider-'));
   stub = buildStubProvider(join(root, 'stub'));
-  const missing = [...CUDA13_NEEDED, ...CUDA13_LOADED].find((name) => findLibrary(name, { ...process.env, LD_LIBRARY_PATH: '' }) === null);
-  if (missing === undefined) throw new Error('this machine has every CUDA library; these tests need one it lacks');
-  absent = missing;
+  absent = libraryThisMachineLacks();
 });
 
 afterAll(async () => {

@@ -13,85 +13,62 @@ import { describe, expect, it } from 'vitest';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
+/** A worker process on the tiny model with `extraEnv`; its output collected, its exit code awaited (null: killed after 25 s). */
+function startWorker(extraEnv: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'services/worker/src/main.ts'], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      REDIS_URL,
+      REDIS_PREFIX: `pftest-${randomBytes(4).toString('hex')}`,
+      MODEL_DIR: `${REPO}test/fixtures/tiny`,
+      RESULTS_DIR: tmpdir(),
+      WORKER_METRICS_HOST: '127.0.0.1',
+      WORKER_METRICS_PORT: '0',
+      LOG_LEVEL: 'silent',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(null);
+    }, 25_000);
+    child.once('exit', (exitCode) => {
+      clearTimeout(timer);
+      resolve(exitCode);
+    });
+  });
+  return { child, output, exited };
+}
+
 describe('a worker that cannot start', () => {
   it('exits 1 when its metrics port is taken', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as AddressInfo).port;
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'services/worker/src/main.ts'], {
-        cwd: REPO,
-        env: {
-          ...process.env,
-          REDIS_URL,
-          REDIS_PREFIX: `pftest-${randomBytes(4).toString('hex')}`,
-          MODEL_DIR: `${REPO}test/fixtures/tiny`,
-          RESULTS_DIR: tmpdir(),
-          WORKER_METRICS_HOST: '127.0.0.1',
-          WORKER_METRICS_PORT: String(port),
-          LOG_LEVEL: 'silent',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve(null);
-        }, 15_000);
-        child.once('exit', (exitCode) => {
-          clearTimeout(timer);
-          resolve(exitCode);
-        });
-      });
-      expect(stderr).toContain('EADDRINUSE');
+      const { output, exited } = startWorker({ WORKER_METRICS_PORT: String(port) });
+      const code = await exited;
+      expect(output.stderr).toContain('EADDRINUSE');
       expect(code).toBe(1);
     } finally {
       blocker.close();
     }
-  }, 20_000);
+  }, 30_000);
 });
 
 describe('a worker asked for CUDA', () => {
-  function startWorker(extraEnv: Record<string, string>) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'services/worker/src/main.ts'], {
-      cwd: REPO,
-      env: {
-        ...process.env,
-        REDIS_URL,
-        REDIS_PREFIX: `pftest-${randomBytes(4).toString('hex')}`,
-        MODEL_DIR: `${REPO}test/fixtures/tiny`,
-        RESULTS_DIR: tmpdir(),
-        WORKER_METRICS_HOST: '127.0.0.1',
-        WORKER_METRICS_PORT: '0',
-        WARMUP: 'false',
-        ORT_PROVIDER: 'cuda',
-        ...extraEnv,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output = { stdout: '', stderr: '' };
-    child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve(null);
-      }, 25_000);
-      child.once('exit', (exitCode) => {
-        clearTimeout(timer);
-        resolve(exitCode);
-      });
-    });
-    return { child, output, exited };
-  }
-
+  const cuda = { ORT_PROVIDER: 'cuda', WARMUP: 'false' };
   const installed = cudaProviderNotInstalled() === null;
 
   // Dev machines and CI have no CUDA provider: `pixelflow cuda install` is opt-in.
   it.runIf(!installed)('exits 1 with one line naming what is missing, never falling back on its own', async () => {
-    const { output, exited } = startWorker({ LOG_LEVEL: 'silent' });
+    const { output, exited } = startWorker(cuda);
     expect(await exited).toBe(1);
     expect(output.stderr).toBe(
       `pixelflow worker: ${REPO}test/fixtures/tiny/model.onnx: provider 'cuda' unavailable: onnxruntime's CUDA execution ` +
@@ -101,7 +78,7 @@ describe('a worker asked for CUDA', () => {
   }, 30_000);
 
   it('serves on the CPU when ORT_CPU_FALLBACK=true, saying why in a warning', async () => {
-    const { child, output, exited } = startWorker({ LOG_LEVEL: 'warn', ORT_CPU_FALLBACK: 'true' });
+    const { child, output, exited } = startWorker({ ...cuda, LOG_LEVEL: 'warn', ORT_CPU_FALLBACK: 'true' });
     const deadline = Date.now() + 20_000;
     while (!output.stdout.includes('serving on the CPU') && Date.now() < deadline && child.exitCode === null) {
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { findLibrary } from '../../src/cuda-provider.ts';
 
 // Real ELF shared libraries built with the system C compiler, standing in for onnxruntime's CUDA
 // provider and the CUDA libraries it links, so the dynamic loader (ldd, dlopen) treats them as it
@@ -49,4 +50,14 @@ export function buildStubProvider(
   // onnxruntime calls Provider_SetHost in the shared library before it opens the CUDA one.
   compile('void Provider_SetHost(void *host) { (void)host; }\n', join(providerDir, 'libonnxruntime_providers_shared.so'));
   return { providerDir, cudaDir };
+}
+
+/**
+ * The first library the provider needs that this machine lacks outside LD_LIBRARY_PATH, for tests
+ * that take one away. Every machine without a GPU lacks at least the driver's libcuda.so.1.
+ */
+export function libraryThisMachineLacks(): string {
+  const missing = [...CUDA13_NEEDED, ...CUDA13_LOADED].find((name) => findLibrary(name, { ...process.env, LD_LIBRARY_PATH: '' }) === null);
+  if (missing === undefined) throw new Error('this machine has every CUDA library; these tests need one it lacks');
+  return missing;
 }
