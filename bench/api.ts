@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { DEFAULT_MODEL_DIR, loadModelDir, OnnxModel, sample } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, loadModelDir, OnnxModel, sample, sampleOptionsFor } from '@pixelflow/sampler';
+import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -86,11 +87,12 @@ try {
   // 2. Per job: POST -> succeeded over SSE, against the sampler alone.
   const dir = await loadModelDir(values.model);
   const model = await OnnxModel.load(dir, { intraOpNumThreads: 2 });
-  const g = dir.manifest.defaults;
+  // The same request as the jobs below, turned into sampler options as the worker turns it.
+  const generation = resolveGeneration(parseGenerationRequest(request), dir.manifest, () => request.seed);
   const direct: number[] = [];
   for (let i = 0; i < jobs + 1; i++) {
     const started = performance.now();
-    await sample({ model, manifest: dir.manifest, classLabels: [7], solver: 'euler', cfgScale: g.cfg_scale, noiseShift: 1, steps: dir.manifest.stages.map(() => 10), seed: 1 });
+    await sample({ ...sampleOptionsFor(generation, dir.manifest), model });
     if (i > 0) direct.push(performance.now() - started); // the first run warms up
   }
   await model.dispose();
@@ -117,7 +119,7 @@ try {
   }
   const d = median(direct);
   const e = median(endToEnd);
-  console.log(`\nOne job end to end (${dir.manifest.name}, 1 image, 10 steps per stage, CFG ${g.cfg_scale}; median of ${jobs}):\n`);
+  console.log(`\nOne job end to end (${dir.manifest.name}, 1 image, 10 steps per stage, CFG ${generation.cfg_scale}; median of ${jobs}):\n`);
   console.log('| sampler alone ms | POST -> succeeded ms | service overhead ms | end to end / sampler |');
   console.log('|---|---|---|---|');
   console.log(`| ${fmt(d)} | ${fmt(e)} | ${fmt(e - d)} | ${fmt(e / d, 2)}x |`);

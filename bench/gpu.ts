@@ -27,6 +27,7 @@ import {
   OnnxModel,
   readNpy,
   sample,
+  sampleOptionsFor,
   writeNpy,
   type ModelDir,
   type OnnxProvider,
@@ -134,16 +135,7 @@ function defaultJob(dir: ModelDir, numImages: number, solver: 'euler' | 'dopri5'
 }
 
 function run(model: OnnxModel, dir: ModelDir, job: ResolvedGeneration): Promise<SampleResult> {
-  return sample({
-    model,
-    manifest: dir.manifest,
-    classLabels: new Array<number>(job.num_images).fill(job.class_label),
-    solver: job.solver,
-    cfgScale: job.cfg_scale,
-    noiseShift: job.noise_shift,
-    steps: job.steps,
-    seed: job.seed,
-  });
+  return sample({ ...sampleOptionsFor(job, dir.manifest), model });
 }
 
 /** The worker's warm-up: every stage resolution at batch 1, 2, the default count and twice that. */

@@ -46,6 +46,7 @@ export {
 } from './onnx-model.ts';
 export { encodePng, pngChunk, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';
 export { encodeGeneratedPngs } from './generated-pngs.ts';
+export { sampleOptionsFor } from './generation-options.ts';
 export {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,

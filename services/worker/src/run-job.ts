@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
-import { encodeGeneratedPngs, encodePng, sample, type ModelDir, type VelocityModel } from '@pixelflow/sampler';
+import { encodeGeneratedPngs, encodePng, sample, sampleOptionsFor, type ModelDir, type VelocityModel } from '@pixelflow/sampler';
 import type { JobImage, JobProgress } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
@@ -97,14 +97,8 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
   let stepsDone = 0;
   try {
     const result = await sample({
+      ...sampleOptionsFor(g, manifest),
       model: deps.model,
-      manifest,
-      classLabels: new Array<number>(g.num_images).fill(g.class_label),
-      solver: g.solver,
-      cfgScale: g.cfg_scale,
-      noiseShift: g.noise_shift,
-      steps: g.steps,
-      seed: g.seed,
       signal,
       onStep: (step) => {
         const now = performance.now();

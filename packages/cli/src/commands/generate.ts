@@ -11,6 +11,7 @@ import {
   OnnxModelError,
   readNpy,
   sample,
+  sampleOptionsFor,
   SamplingError,
   writeNpy,
   type ModelDir,
@@ -295,14 +296,8 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     let result: SampleResult;
     try {
       result = await sample({
+        ...sampleOptionsFor(generation, manifest),
         model: onnx,
-        manifest,
-        classLabels: new Array<number>(generation.num_images).fill(generation.class_label),
-        solver: generation.solver,
-        cfgScale: generation.cfg_scale,
-        noiseShift: generation.noise_shift,
-        steps: generation.steps,
-        seed: generation.seed,
         ...(noise && { noise }),
         signal: controller.signal,
         onStep: (p) => progress.step(p),
