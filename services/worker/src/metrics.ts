@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { VelocityModel } from '@pixelflow/sampler';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // The worker's Prometheus metrics, served from its own small HTTP endpoint
@@ -29,7 +30,7 @@ export class WorkerMetrics {
   });
   readonly modelCall = new Histogram({
     name: 'pixelflow_model_call_seconds',
-    help: 'One sampler step (one model call, CFG halves batched) by stage resolution',
+    help: 'One model call (both CFG halves in one batch) as the sampler waits for it, by input resolution',
     labelNames: ['resolution'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
@@ -42,6 +43,23 @@ export class WorkerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pixelflow_worker_' });
+  }
+
+  /**
+   * `model`, with each call's duration observed in pixelflow_model_call_seconds: from the call to
+   * its velocity, so neither the sampler's own work between calls nor progress writes count.
+   */
+  timeModelCalls(model: VelocityModel, now: () => number = () => performance.now()): VelocityModel {
+    return {
+      predict: async (x, shape, timestep, classLabels) => {
+        const started = now();
+        try {
+          return await model.predict(x, shape, timestep, classLabels);
+        } finally {
+          this.modelCall.observe({ resolution: shape[2] }, (now() - started) / 1000);
+        }
+      },
+    };
   }
 
   /** Serves GET /metrics; resolves with the bound port. */

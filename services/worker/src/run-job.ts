@@ -93,7 +93,6 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
   log.info({ attempt: record.attempt, parameters: g }, 'job started');
 
   const sideEffects = new Sequence();
-  let lastStepAt = performance.now();
   let stepsDone = 0;
   try {
     const result = await sample({
@@ -101,10 +100,6 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
       model: deps.model,
       signal,
       onStep: (step) => {
-        const now = performance.now();
-        const resolution = manifest.stages[step.stage]?.resolution ?? 0;
-        deps.metrics.modelCall.observe({ resolution }, (now - lastStepAt) / 1000);
-        lastStepAt = now;
         stepsDone = step.stepsDone;
         const total = Math.max(step.stepsTotal ?? stepsTotal, step.stepsDone);
         const progress: JobProgress = {

@@ -130,6 +130,8 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
     });
     model = loaded;
     provider = loaded.provider;
+    // Jobs' calls are timed for pixelflow_model_call_seconds; warm-up's are not.
+    const timedModel = metrics.timeModelCalls(loaded);
     if (loaded.fellBack) log.warn({ reason: loaded.fallbackReason }, 'CUDA unavailable: serving on the CPU (ORT_CPU_FALLBACK=true)');
     if (config.WARMUP) {
       // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
@@ -199,7 +201,7 @@ export async function startWorker(config: WorkerConfig, log: Logger = pino({ lev
               records,
               events,
               store,
-              model: loaded,
+              model: timedModel,
               modelDir,
               retentionSeconds: config.JOB_RETENTION_SECONDS,
               log: jobLog,

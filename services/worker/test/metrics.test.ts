@@ -1,0 +1,36 @@
+import type { VelocityModel } from '@pixelflow/sampler';
+import { describe, expect, it } from 'vitest';
+import { WorkerMetrics } from '../src/metrics.ts';
+
+describe('WorkerMetrics.timeModelCalls', () => {
+  it('observes each call from its start to its velocity, by input resolution, and nothing between calls', async () => {
+    let clock = 0;
+    const model: VelocityModel = {
+      predict: async (x) => {
+        clock += 40; // the call itself takes 40 ms
+        return x;
+      },
+    };
+    const metrics = new WorkerMetrics();
+    const timed = metrics.timeModelCalls(model, () => clock);
+    const shape = [2, 3, 16, 16] as const;
+    const x = new Float32Array(2 * 3 * 16 * 16);
+    await timed.predict(x, shape, new Float32Array(2), new BigInt64Array(2));
+    clock += 500; // the sampler's own work and progress writes before the next call
+    await timed.predict(x, [2, 3, 8, 8], new Float32Array(2), new BigInt64Array(2));
+
+    const values = (await metrics.modelCall.get()).values;
+    const sum = (resolution: number) => values.find((v) => v.metricName === 'pixelflow_model_call_seconds_sum' && v.labels.resolution === resolution)?.value;
+    const count = (resolution: number) => values.find((v) => v.metricName === 'pixelflow_model_call_seconds_count' && v.labels.resolution === resolution)?.value;
+    expect([sum(16), count(16), sum(8), count(8)]).toEqual([0.04, 1, 0.04, 1]);
+  });
+
+  it('observes a call that fails, and passes its error on', async () => {
+    const metrics = new WorkerMetrics();
+    const failing: VelocityModel = { predict: () => Promise.reject(new Error('session gone')) };
+    const timed = metrics.timeModelCalls(failing, () => 0);
+    await expect(timed.predict(new Float32Array(3), [1, 3, 1, 1], new Float32Array(1), new BigInt64Array(1))).rejects.toThrow('session gone');
+    const values = (await metrics.modelCall.get()).values;
+    expect(values.find((v) => v.metricName === 'pixelflow_model_call_seconds_count')?.value).toBe(1);
+  });
+});
