@@ -118,8 +118,12 @@ function notInstalledProblem(dir: string, missingFiles: readonly string[]): stri
   );
 }
 
-/** Why the provider certainly cannot load because its files are absent (cheap: no ldd); null if present. */
+/**
+ * Why the provider certainly cannot load because its files are absent (cheap: no ldd); null if
+ * present, and null off Linux, whose file names these are (there onnxruntime is left to try).
+ */
 export function cudaProviderNotInstalled(dir: string = onnxruntimeLibDir()): string | null {
+  if (process.platform !== 'linux') return null;
   const missingFiles = missingProviderFiles(dir);
   return missingFiles.length > 0 ? notInstalledProblem(dir, missingFiles) : null;
 }
