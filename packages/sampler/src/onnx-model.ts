@@ -1,8 +1,15 @@
 import { Worker } from 'node:worker_threads';
-import type { InferenceSession } from 'onnxruntime-node';
 import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
 import type { Shape4, VelocityModel } from './model.ts';
 import type { ModelDir } from './model-dir.ts';
+import type {
+  GraphOptimizationLevel,
+  OnnxProvider,
+  ReadyMessage,
+  RunRequest,
+  SessionWorkerData,
+  WorkerMessage,
+} from './onnx-session-protocol.ts';
 
 // The network on onnxruntime-node, behind the sampler's VelocityModel interface.
 //
@@ -12,8 +19,7 @@ import type { ModelDir } from './model-dir.ts';
 // tensors across: inputs are copied once into fresh buffers that are then transferred, and the
 // velocity comes back transferred, with no copy. The main thread never loads the native binding.
 
-export type OnnxProvider = 'cpu' | 'cuda';
-export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+export type { GraphOptimizationLevel, OnnxProvider } from './onnx-session-protocol.ts';
 
 export interface OnnxModelOptions {
   /** Execution provider. Default 'cpu'. */
@@ -44,45 +50,6 @@ export interface OnnxModelStats {
 export class OnnxModelError extends Error {
   override name = 'OnnxModelError';
 }
-
-// The messages exchanged with onnx-session-worker.mjs, which documents the same types in JSDoc.
-
-interface SessionWorkerData {
-  modelPath: string;
-  names: { x: string; timestep: string; classLabels: string; velocity: string };
-  provider: OnnxProvider;
-  deviceId: number;
-  fallbackToCpu: boolean;
-  intraOpNumThreads: number;
-  interOpNumThreads: number;
-  graphOptimizationLevel: GraphOptimizationLevel;
-}
-
-interface RunRequest {
-  type: 'run';
-  id: number;
-  shape: [number, number, number, number];
-  x: ArrayBuffer;
-  timestep: ArrayBuffer;
-  classLabels: ArrayBuffer;
-}
-
-interface ReadyMessage {
-  type: 'ready';
-  provider: OnnxProvider;
-  fallbackReason: string | null;
-  inputNames: readonly string[];
-  outputNames: readonly string[];
-  inputMetadata: readonly InferenceSession.ValueMetadata[];
-  outputMetadata: readonly InferenceSession.ValueMetadata[];
-}
-
-type WorkerMessage =
-  | ReadyMessage
-  | { type: 'load-error'; message: string }
-  | { type: 'result'; id: number; velocity: ArrayBuffer; dims: number[]; runMs: number }
-  | { type: 'run-error'; id: number; message: string }
-  | { type: 'disposed'; releaseError?: string };
 
 interface PendingRun {
   shape: Shape4;

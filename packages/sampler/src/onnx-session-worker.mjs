@@ -6,7 +6,7 @@
 // forward pass. Running them here keeps the caller's event loop free for HTTP, SSE and timers.
 //
 // Plain JavaScript on purpose: worker threads start with Node's own loader, not vitest's or tsx's
-// TypeScript one. The message types below mirror those in onnx-model.ts; keep them in sync.
+// TypeScript one. Its message types are onnx-session-protocol.ts's, which tsc checks it against.
 //
 // Protocol. The session is created from `workerData` as soon as the thread starts, then:
 //   worker -> parent  {type:'ready', ...} or {type:'load-error', message}
@@ -24,39 +24,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 
 /**
- * @typedef {'cpu' | 'cuda'} Provider
- * @typedef {'disabled' | 'basic' | 'extended' | 'all'} GraphOptimizationLevel
- *
- * @typedef {object} SessionWorkerData
- * @property {string} modelPath absolute path of the .onnx file (external weights are found beside it)
- * @property {{ x: string, timestep: string, classLabels: string, velocity: string }} names
- *   the manifest's input and output names
- * @property {Provider} provider
- * @property {number} deviceId
- * @property {boolean} fallbackToCpu
- * @property {number} intraOpNumThreads 0 = onnxruntime's default
- * @property {number} interOpNumThreads 0 = onnxruntime's default
- * @property {GraphOptimizationLevel} graphOptimizationLevel
- *
- * @typedef {object} RunRequest
- * @property {'run'} type
- * @property {number} id
- * @property {[number, number, number, number]} shape
- * @property {ArrayBuffer} x float32 values of x, exactly shape's product of them
- * @property {ArrayBuffer} timestep float32 [B]
- * @property {ArrayBuffer} classLabels int64 [B]
- *
- * @typedef {{ type: 'dispose' }} DisposeRequest
- * @typedef {RunRequest | DisposeRequest} ParentMessage
- *
- * @typedef {object} ReadyMessage
- * @property {'ready'} type
- * @property {Provider} provider the provider actually in use
- * @property {string | null} fallbackReason why CUDA was not used, when it fell back to the CPU
- * @property {readonly string[]} inputNames
- * @property {readonly string[]} outputNames
- * @property {readonly import('onnxruntime-node').InferenceSession.ValueMetadata[]} inputMetadata
- * @property {readonly import('onnxruntime-node').InferenceSession.ValueMetadata[]} outputMetadata
+ * @typedef {import('./onnx-session-protocol.ts').OnnxProvider} Provider
+ * @typedef {import('./onnx-session-protocol.ts').SessionWorkerData} SessionWorkerData
+ * @typedef {import('./onnx-session-protocol.ts').RunRequest} RunRequest
+ * @typedef {import('./onnx-session-protocol.ts').ParentMessage} ParentMessage
+ * @typedef {import('./onnx-session-protocol.ts').ReadyMessage} ReadyMessage
+ * @typedef {import('./onnx-session-protocol.ts').WorkerMessage} WorkerMessage
  */
 
 if (!parentPort) throw new Error('onnx-session-worker.mjs must be started as a worker thread');
@@ -64,7 +37,7 @@ const port = parentPort;
 const config = /** @type {SessionWorkerData} */ (workerData);
 
 /** Sends a message, transferring `transfer`; one line per error message. */
-function post(/** @type {object} */ message, /** @type {ArrayBuffer[]} */ transfer = []) {
+function post(/** @type {WorkerMessage} */ message, /** @type {ArrayBuffer[]} */ transfer = []) {
   port.postMessage(message, transfer);
 }
 
