@@ -260,8 +260,10 @@ async function pytorch(checkpoint: string, classLabel: number): Promise<void> {
   const torchOut = join(outDir, 'pytorch-final.npy');
   const args = [
     '-m', 'pixelflow.bench', checkpoint, '--device', provider === 'cuda' ? `cuda:${deviceId}` : 'cpu',
-    '--autocast', 'bf16', '--noise', join(outDir, 'noise'), '--steps', '10', '--cfg', '4', '--shift', '1',
-    '--labels', String(classLabel), '--repeats', String(repeats), '--out', torchOut,
+    '--autocast', 'bf16', '--steps', '10', '--cfg', '4', '--shift', '1', '--labels', String(classLabel),
+    '--repeats', String(repeats), '--out', torchOut,
+    // Our noise when one of ours ran; otherwise PyTorch's own, for its timing alone.
+    ...(noiseDumped ? ['--noise', join(outDir, 'noise')] : ['--batch', '4']),
   ];
   const env = { ...process.env, PYTHONPATH: resolve('pytorch') };
   const stdout = await new Promise<string>((ok, fail) =>
@@ -378,9 +380,11 @@ for (const label of LABELS) {
   const path = values[label];
   if (path) await part(label, () => converted(label, path));
 }
-if (values.checkpoint && noiseDumped) {
-  const anyModel = await loadModelDir((values.fp16 ?? values.fp32 ?? values['fp16-multihead']) as string);
-  await part('pytorch', () => pytorch(values.checkpoint as string, defaultJob(anyModel, 4).class_label));
+if (values.checkpoint) {
+  // Daisy, the demo's class (our models' default class too), unless no converted model says otherwise.
+  const firstModel = LABELS.map((label) => values[label]).find((path) => path !== undefined);
+  const classLabel = firstModel === undefined ? 985 : defaultJob(await loadModelDir(firstModel), 4).class_label;
+  await part('pytorch', () => pytorch(values.checkpoint as string, classLabel));
 }
 results.finished_at = new Date().toISOString();
 await save();
