@@ -17,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { DEFAULT_MODEL_DIR, loadModelDir, OnnxModel, sample, sampleOptionsFor } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
+import { OnnxModel } from '@pixelflow/onnx';
+import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));

@@ -19,20 +19,9 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  DEFAULT_MODEL_DIR,
-  encodeGeneratedPngs,
-  loadModelDir,
-  noiseShapes,
-  OnnxModel,
-  readNpy,
-  sample,
-  sampleOptionsFor,
-  writeNpy,
-  type ModelDir,
-  type OnnxProvider,
-  type SampleResult,
-} from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, encodeGeneratedPngs, loadModelDir, readNpy, writeNpy, type ModelDir } from '@pixelflow/formats';
+import { OnnxModel, type OnnxProvider } from '@pixelflow/onnx';
+import { noiseShapes, sample, sampleOptionsFor, type SampleResult } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration, type ResolvedGeneration } from '@pixelflow/schemas';
 
 const { values } = parseArgs({

@@ -3,7 +3,7 @@
 // process. `pnpm bench:png`. Prints milliseconds per image, bytes, and ours / pngjs.
 
 import { PNG } from 'pngjs';
-import { encodePng } from '@pixelflow/sampler';
+import { encodePng } from '@pixelflow/formats';
 
 /** A sampler-like image: smooth structure plus pixel noise (xorshift32, so every run is the same). */
 function image(side: number): Uint8Array {

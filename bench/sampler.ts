@@ -10,7 +10,9 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
-import { loadModelDir, OnnxModel, sample } from '@pixelflow/sampler';
+import { loadModelDir } from '@pixelflow/formats';
+import { OnnxModel } from '@pixelflow/onnx';
+import { sample } from '@pixelflow/sampler';
 
 const FIXTURE = fileURLToPath(new URL('../test/fixtures/tiny/', import.meta.url));
 const FIXTURE_CHECKPOINT = fileURLToPath(new URL('../test/fixtures/tiny-checkpoint/', import.meta.url));

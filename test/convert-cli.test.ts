@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModelDir } from '@pixelflow/sampler';
+import { loadModelDir } from '@pixelflow/formats';
 import { InferenceSession } from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardCases, maxAbsDiff, runForwardCase, TINY_CHECKPOINT_DIR } from './support/forward-golden.ts';

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findLibrary, onnxruntimeLibDir } from '@pixelflow/sampler';
+import { findLibrary, onnxruntimeLibDir } from '@pixelflow/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildStubProvider, type StubProvider } from '../packages/sampler/test/support/stub-cuda-provider.ts';
+import { buildStubProvider, type StubProvider } from '../packages/onnx/test/support/stub-cuda-provider.ts';
 
 // The worker image's build check, exactly as deploy/Dockerfile runs it (no Docker engine here):
 // its RUN line is taken from the Dockerfile and run by sh with the image's CUDA_VERSION, against
@@ -55,7 +55,7 @@ afterAll(async () => {
 describe('deploy/Dockerfile worker stage', () => {
   it('is based on a CUDA 13 + cuDNN runtime image, the CUDA that the provider of onnxruntime-node 1.29.0 links', () => {
     expect(baseImage).toMatch(/^nvidia\/cuda:13\.\d+\.\d+-cudnn-runtime-/);
-    const pinned = JSON.parse(readFileSync(join(REPO, 'services', 'worker', 'package.json'), 'utf8')) as {
+    const pinned = JSON.parse(readFileSync(join(REPO, 'packages', 'onnx', 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
     expect(pinned.dependencies['onnxruntime-node']).toBe('1.29.0');

@@ -1,4 +1,4 @@
-import { loadModelDir, type ModelDir } from '@pixelflow/sampler';
+import { loadModelDir, type ModelDir } from '@pixelflow/formats';
 import { InferenceSession } from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardCases, maxAbsDiff, runForwardCase, TINY_MODEL_DIR } from './support/forward-golden.ts';

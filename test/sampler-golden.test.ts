@@ -1,14 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  guidedVelocity,
-  loadModelDir,
-  OnnxModel,
-  readNpyAs,
-  sample,
-  type ModelDir,
-  type NoiseSet,
-} from '@pixelflow/sampler';
+import { loadModelDir, readNpyAs, type ModelDir } from '@pixelflow/formats';
+import { OnnxModel } from '@pixelflow/onnx';
+import { guidedVelocity, sample, type NoiseSet } from '@pixelflow/sampler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { maxAbsDiff, TINY_MODEL_DIR } from './support/forward-golden.ts';

@@ -34,10 +34,10 @@ for entry in bench/gpu.ts:bench-gpu packages/cli/src/main.ts:pixelflow services/
   "$esbuild" "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --external:onnxruntime-node --banner:js="$banner" --outfile="$stage/app/${entry##*:}.mjs"
 done
-cp packages/sampler/src/onnx-session-worker.mjs "$stage/app/"
+cp packages/onnx/src/onnx-session-worker.mjs "$stage/app/"
 
 echo "kit: onnxruntime-node for linux x64"
-ort=$(node -p "require('path').dirname(require.resolve('onnxruntime-node/package.json', {paths: ['packages/sampler']}))")
+ort=$(node -p "require('path').dirname(require.resolve('onnxruntime-node/package.json', {paths: ['packages/onnx']}))")
 common=$(realpath "$ort/../onnxruntime-common")
 mkdir -p "$stage/app/node_modules/onnxruntime-node/bin/napi-v6/linux" "$stage/app/node_modules/onnxruntime-common"
 cp -rL "$ort/package.json" "$ort/dist" "$stage/app/node_modules/onnxruntime-node/"

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readNpyAs, type ModelDir } from '@pixelflow/sampler';
+import { readNpyAs, type ModelDir } from '@pixelflow/formats';
 import { Tensor, type InferenceSession } from 'onnxruntime-node';
 import { z } from 'zod';
 

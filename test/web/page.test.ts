@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { buildWeb } from '@pixelflow/web/build';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../services/api/src/app.ts';

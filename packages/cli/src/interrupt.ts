@@ -1,4 +1,5 @@
-import { OnnxModel, OnnxModelError, type ModelDir, type OnnxModelOptions } from '@pixelflow/sampler';
+import { type ModelDir } from '@pixelflow/formats';
+import { OnnxModel, OnnxModelError, type OnnxModelOptions } from '@pixelflow/onnx';
 import { CliError, UsageError } from './errors.ts';
 
 // Ctrl-C and SIGTERM for commands that run a model: the first signal aborts the work in progress

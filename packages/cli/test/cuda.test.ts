@@ -3,9 +3,9 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, unlinkSync } 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findLibrary, onnxruntimeLibDir, onnxruntimeNodeVersion } from '@pixelflow/sampler';
+import { findLibrary, onnxruntimeLibDir, onnxruntimeNodeVersion } from '@pixelflow/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildStubProvider, libraryThisMachineLacks, type StubProvider } from '../../sampler/test/support/stub-cuda-provider.ts';
+import { buildStubProvider, libraryThisMachineLacks, type StubProvider } from '../../onnx/test/support/stub-cuda-provider.ts';
 import { pixelflow, type Result } from './support/run-cli.ts';
 
 // `pixelflow cuda install|check` as an operator (and the worker image's build) runs it: a real

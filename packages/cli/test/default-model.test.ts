@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MODEL_DIR, loadModelDir, readPngText } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, loadModelDir, readPngText } from '@pixelflow/formats';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pixelflow } from './support/run-cli.ts';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import type { ModelManifest } from '@pixelflow/schemas';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {

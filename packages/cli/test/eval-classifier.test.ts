@@ -2,7 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeNpy } from '@pixelflow/sampler';
+import { writeNpy } from '@pixelflow/formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   argmaxRow,

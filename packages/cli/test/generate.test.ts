@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readNpyAs, readPngChunks, readPngText, writeNpy } from '@pixelflow/sampler';
+import { readNpyAs, readPngChunks, readPngText, writeNpy } from '@pixelflow/formats';
 import { ImageParameters } from '@pixelflow/schemas';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 import { describe, expect, it } from 'vitest';
 import { sampleOptionsFor } from '../src/generation-options.ts';
-import { loadModelDir } from '../src/model-dir.ts';
+import { loadModelDir } from '../../formats/src/model-dir.ts';
 import { TINY_MODEL_DIR } from '../../../test/support/forward-golden.ts';
 
 describe('sampleOptionsFor', () => {

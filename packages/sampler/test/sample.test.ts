@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadModelDir } from '../src/model-dir.ts';
+import { loadModelDir } from '../../formats/src/model-dir.ts';
 import type { ModelManifest } from '@pixelflow/schemas';
 import type { Shape4, VelocityModel } from '../src/model.ts';
 import { drawRequestNoise, NoiseShapeError } from '../src/noise-set.ts';

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { connectRedis, JobEventHub, JobEvents, JobQueue, JobRecords, keys as makeKeys } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
-import { loadModelDir } from '@pixelflow/sampler';
+import { loadModelDir } from '@pixelflow/formats';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';

@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { WEB_DIST_DIR } from '@pixelflow/web';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_MODEL_DIR } from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 

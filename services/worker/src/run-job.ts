@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
-import { encodeGeneratedPngs, encodePng, sample, sampleOptionsFor, type ModelDir, type VelocityModel } from '@pixelflow/sampler';
+import { encodeGeneratedPngs, encodePng, type ModelDir } from '@pixelflow/formats';
+import { sample, sampleOptionsFor, type VelocityModel } from '@pixelflow/sampler';
 import type { JobImage, JobProgress } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';

@@ -16,7 +16,8 @@ import {
   type WorkerHeartbeat,
 } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
-import { loadModelDir, OnnxModel, type ModelDir } from '@pixelflow/sampler';
+import { loadModelDir, type ModelDir } from '@pixelflow/formats';
+import { OnnxModel } from '@pixelflow/onnx';
 import { pino, type Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { WorkerMetrics } from './metrics.ts';

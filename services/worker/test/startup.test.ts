@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { cudaProviderNotInstalled, onnxruntimeLibDir } from '@pixelflow/sampler';
+import { cudaProviderNotInstalled, onnxruntimeLibDir } from '@pixelflow/onnx';
 import { describe, expect, it } from 'vitest';
 
 // A worker process whose start-up fails after it opened its Redis connections must still exit:

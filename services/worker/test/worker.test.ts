@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, liveWorkers, publishCancel, type Keys } from '@pixelflow/queue';
 import { LocalResultStore, resultKey } from '@pixelflow/results';
-import { readPngText } from '@pixelflow/sampler';
+import { readPngText } from '@pixelflow/formats';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -14,7 +14,7 @@ import {
   onnxruntimeNodeVersion,
   onnxruntimeVersionOf,
   type CudaProviderReport,
-} from '@pixelflow/sampler';
+} from '@pixelflow/onnx';
 import { CliError, UsageError } from '../errors.ts';
 import { parseFlags } from '../flags.ts';
 

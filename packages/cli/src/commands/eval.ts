@@ -1,17 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import {
-  DEFAULT_MODEL_DIR,
-  encodePng,
-  loadModelDir,
-  ModelDirError,
-  OnnxModelError,
-  sample,
-  SamplingError,
-  type ModelDir,
-  type OnnxModel,
-  type SampleResult,
-} from '@pixelflow/sampler';
+import { DEFAULT_MODEL_DIR, encodePng, loadModelDir, ModelDirError, type ModelDir } from '@pixelflow/formats';
+import { OnnxModelError, type OnnxModel } from '@pixelflow/onnx';
+import { sample, SamplingError, type SampleResult } from '@pixelflow/sampler';
 import {
   GenerationError,
   imageSeed,

@@ -6,18 +6,18 @@ import {
   encodeGeneratedPngs,
   loadModelDir,
   ModelDirError,
-  noiseShapes,
   NpyError,
-  OnnxModelError,
   readNpy,
+  writeNpy,
+  type ModelDir,
+} from '@pixelflow/formats';
+import { OnnxModelError, type OnnxModel, type OnnxProvider } from '@pixelflow/onnx';
+import {
+  noiseShapes,
   sample,
   sampleOptionsFor,
   SamplingError,
-  writeNpy,
-  type ModelDir,
   type NoiseSet,
-  type OnnxModel,
-  type OnnxProvider,
   type SampleResult,
   type Shape4,
 } from '@pixelflow/sampler';

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { NpyError, readNpy } from '@pixelflow/sampler';
+import { NpyError, readNpy } from '@pixelflow/formats';
 import { formatIssues } from '@pixelflow/schemas';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';

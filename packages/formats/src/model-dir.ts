@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseModelManifest, type ModelManifest } from '@pixelflow/schemas';
-import { scheduleFor } from './scheduler.ts';
+import { scheduleFor } from '@pixelflow/sampler';
 
 // A model folder is what `pixelflow convert` produces: pixelflow.json next to
 // the ONNX file (and its external weights for models over 2 GB). Loading it

@@ -1,6 +1,6 @@
 import { imageParameters, type ModelManifest, type ResolvedGeneration } from '@pixelflow/schemas';
 import { encodePng } from './png.ts';
-import type { SampleResult } from './sample.ts';
+import type { SampleResult } from '@pixelflow/sampler';
 
 /**
  * One PNG per generated image, each carrying its parameters (an iTXt `parameters` JSON), as the

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
-import type { Shape4, VelocityModel } from './model.ts';
-import type { ModelDir } from './model-dir.ts';
+import type { Shape4, VelocityModel } from '@pixelflow/sampler';
+import type { ModelDir } from '@pixelflow/formats';
 import type {
   GraphOptimizationLevel,
   OnnxProvider,

@@ -11,9 +11,9 @@ import {
   TINY_MODEL_DIR,
   type ForwardCase,
 } from '../../../test/support/forward-golden.ts';
-import { loadModelDir, type ModelDir } from '../src/model-dir.ts';
-import type { Shape4 } from '../src/model.ts';
-import { readNpyAs } from '../src/npy.ts';
+import { loadModelDir, type ModelDir } from '@pixelflow/formats';
+import type { Shape4 } from '@pixelflow/sampler';
+import { readNpyAs } from '@pixelflow/formats';
 import { cudaProviderNotInstalled, onnxruntimeLibDir } from '../src/cuda-provider.ts';
 import { OnnxModel, OnnxModelError } from '../src/onnx-model.ts';
 

@@ -1,0 +1,24 @@
+export {
+  OnnxModel,
+  OnnxModelError,
+  type GraphOptimizationLevel,
+  type OnnxModelOptions,
+  type OnnxModelStats,
+  type OnnxProvider,
+} from './onnx-model.ts';
+export {
+  CUDA_PROVIDER_FILES,
+  CUDA_PROVIDER_LIBRARY,
+  DRIVER_LIBRARY,
+  cudaProviderNotInstalled,
+  cudaProviderProblems,
+  explainCudaProviderFailure,
+  findLibrary,
+  inspectCudaProvider,
+  linkedLibraries,
+  onnxruntimeLibDir,
+  onnxruntimeNodeVersion,
+  onnxruntimeVersionOf,
+  type CudaProviderExpectations,
+  type CudaProviderReport,
+} from './cuda-provider.ts';
