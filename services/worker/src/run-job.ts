@@ -2,26 +2,20 @@ import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
 import { encodeGeneratedPngs, encodePng, type ModelDir } from '@pixelflow/formats';
-import { sample, sampleOptionsFor, type VelocityModel } from '@pixelflow/sampler';
-import type { JobImage, JobProgress } from '@pixelflow/schemas';
+import { sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
+import type { JobImage, JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
+import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOutcome } from './job-outcome.ts';
 
 // One job, from its record to its images: take it (unless it was canceled
 // meanwhile), run the cascaded sampler with progress and stage previews going
-// to the job's record and event stream, store the PNGs atomically, record the
-// outcome. The sampler computes in onnxruntime's worker thread, so this event
-// loop stays free to renew the BullMQ lock and to hear cancel requests.
+// to the job's record and event stream, store the PNGs, and say how it came
+// out. It never ends the job itself: the caller does that with the outcome.
+// The model computes in onnxruntime's worker thread, so this event loop stays
+// free to renew BullMQ locks, hear cancel requests and run other jobs.
 
 const INLINE_PREVIEW_BYTES = 16 * 1024;
-
-/** Why a job's signal was aborted. */
-export const ABORT_CANCELED = 'canceled';
-export const ABORT_SHUTDOWN = 'shutdown';
-
-export class HandBack extends Error {
-  override name = 'HandBack';
-}
 
 export interface JobRunnerDeps {
   records: JobRecords;
@@ -29,11 +23,10 @@ export interface JobRunnerDeps {
   store: ResultStore;
   model: VelocityModel;
   modelDir: ModelDir;
-  retentionSeconds: number;
   log: Logger;
   metrics: WorkerMetrics;
-  /** Called with seconds per (step x image) when a job succeeds, for ETAs. */
-  onThroughput?: (secondsPerImageStep: number) => Promise<void> | void;
+  /** Hears each model call's work as it completes (job images x 1 call), for worker throughput. */
+  onImageSteps?: (imageSteps: number) => void;
 }
 
 /** Serialises the async side effects of the sampler's synchronous callbacks, in order. */
@@ -59,58 +52,91 @@ class Sequence {
 }
 
 /**
- * Runs job `id`. `signal` aborts with reason ABORT_CANCELED (the user canceled it: the job ends
- * canceled, keeping its previews) or ABORT_SHUTDOWN (the worker is stopping: HandBack is thrown so
- * that the caller returns the job to the queue).
+ * Runs job `id`. `signal` aborts with ABORT_CANCELED (the job ends canceled, keeping its previews),
+ * ABORT_SHUTDOWN or ABORT_LOCK_LOST (the job is let go, for the queue to give to a worker again).
+ * Resolves with the outcome; rejects only when the job could not even be taken.
  */
-export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<void> {
-  const { records, events, store, modelDir, log } = deps;
-  const manifest = modelDir.manifest;
+export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<JobOutcome> {
+  const { records, log } = deps;
   const startedAt = new Date();
   const status = await records.start(id, startedAt);
   if (status !== 'running') {
     log.info({ status }, status === null ? 'job record is gone; skipping' : `job is ${status}; skipping`);
-    return;
+    return { kind: 'skipped', status };
   }
-  const record = await records.get(id);
-  if (!record) return;
-  const finish = async (outcome: Parameters<JobRecords['finish']>[1]): Promise<void> => {
-    const now = new Date();
-    const final = await records.finish(id, outcome, now, deps.retentionSeconds);
-    if (final === outcome.status) deps.metrics.jobsFinished.inc({ status: outcome.status });
-    deps.metrics.jobRun.observe((now.getTime() - startedAt.getTime()) / 1000);
-  };
-  if (record.cancelRequested) {
-    await finish({ status: 'canceled' });
-    return;
+  const progress = { imageSteps: 0 };
+  try {
+    const ending = await computeJob(deps, id, signal, startedAt, progress);
+    return { kind: 'ended', ending, startedAt, work: { ...progress } };
+  } catch (error) {
+    const reason: unknown = signal.reason;
+    if (signal.aborted && (reason === ABORT_SHUTDOWN || reason === ABORT_LOCK_LOST)) {
+      log.warn({ reason, image_steps_done: progress.imageSteps }, reason === ABORT_SHUTDOWN ? 'worker stopping: handing the job back to the queue' : 'lost the job\'s lock: letting it go');
+      return { kind: 'let-go', reason, work: { ...progress } };
+    }
+    if (signal.aborted) {
+      log.info({ image_steps_done: progress.imageSteps }, 'job canceled while running');
+      return { kind: 'ended', ending: { status: 'canceled' }, startedAt, work: { ...progress } };
+    }
+    const sampling = error instanceof SamplingFailure;
+    log.error({ err: sampling ? error.cause : error }, sampling ? 'job failed' : 'job failed outside the sampler');
+    const ending: JobEnding = { status: 'failed', error: { type: sampling ? 'sampling_failed' : 'worker_error', message: errorLine(sampling ? error.cause : error) } };
+    return { kind: 'ended', ending, startedAt, work: { ...progress } };
   }
+}
 
+/** An error thrown by the sampler itself (as opposed to Redis or the result store). */
+class SamplingFailure extends Error {
+  constructor(cause: unknown) {
+    super(errorLine(cause), { cause });
+  }
+}
+
+async function computeJob(deps: JobRunnerDeps, id: string, signal: AbortSignal, startedAt: Date, progress: { imageSteps: number }): Promise<JobEnding> {
+  const { records, events, log } = deps;
+  const record = await records.get(id);
+  if (!record) throw new Error(`job ${id} lost its record while starting`);
+  if (record.cancelRequested) return { status: 'canceled' };
   const g = record.parameters;
-  const stages = manifest.stages.length;
   // Euler's count is exact; Dopri5 adapts, so its total is an estimate that the last step corrects.
   const stepsTotal = g.steps.reduce((a, b) => a + b, 0);
   deps.metrics.jobWait.observe(Math.max(0, startedAt.getTime() - record.createdAt.getTime()) / 1000);
   await events.append(id, 'started', { attempt: record.attempt, steps_total: stepsTotal });
   log.info({ attempt: record.attempt, parameters: g }, 'job started');
 
+  const result = await sampleWithSideEffects(deps, id, g, signal, stepsTotal, progress);
+  const images = await storeImages(deps.store, id, result, g, deps.modelDir);
+  const seconds = result.elapsedMs / 1000;
+  if (result.modelCalls > 0 && seconds > 0) deps.metrics.stepsPerSecond.set(result.modelCalls / seconds);
+  log.info({ seconds: Number(seconds.toFixed(3)), model_calls: result.modelCalls }, 'job succeeded');
+  return { status: 'succeeded', images };
+}
+
+/** The sampler, with progress and stage previews written to the record and the event stream as they come. */
+async function sampleWithSideEffects(
+  deps: JobRunnerDeps,
+  id: string,
+  g: ResolvedGeneration,
+  signal: AbortSignal,
+  stepsTotal: number,
+  progress: { imageSteps: number },
+): Promise<SampleResult> {
+  const { records, events, store } = deps;
+  const manifest = deps.modelDir.manifest;
+  const stages = manifest.stages.length;
   const sideEffects = new Sequence();
-  let stepsDone = 0;
   try {
     const result = await sample({
       ...sampleOptionsFor(g, manifest),
       model: deps.model,
       signal,
       onStep: (step) => {
-        stepsDone = step.stepsDone;
+        const done = step.stepsDone * g.num_images;
+        deps.onImageSteps?.(done - progress.imageSteps);
+        progress.imageSteps = done;
         const total = Math.max(step.stepsTotal ?? stepsTotal, step.stepsDone);
-        const progress: JobProgress = {
-          stage: step.stage,
-          stages,
-          step: step.stepsDone,
-          steps_total: total,
-          fraction: Math.min(1, step.stepsDone / total),
-        };
-        sideEffects.push(() => records.reportProgress(id, progress));
+        const report: JobProgress = { stage: step.stage, stages, step: step.stepsDone, steps_total: total, fraction: Math.min(1, step.stepsDone / total) };
+        sideEffects.push(() => records.reportProgress(id, report));
       },
       onStage: (end) => {
         const side = end.resolution;
@@ -125,39 +151,23 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
           await events.append(id, 'stage', { ...preview, stages, ...inline });
         });
       },
+    }).catch((error: unknown) => {
+      throw signal.aborted ? error : new SamplingFailure(error);
     });
     await sideEffects.drain();
-    const pngs = encodeGeneratedPngs(result, g, manifest, false);
-    const images: JobImage[] = [];
-    for (const [index, png] of pngs.entries()) {
-      await store.put(imageKey(id, index), png);
-      images.push({
-        url: `/jobs/${id}/images/${index}`,
-        width: result.width,
-        height: result.height,
-        sha256: createHash('sha256').update(png).digest('hex'),
-      });
-    }
-    const seconds = result.elapsedMs / 1000;
-    if (result.modelCalls > 0 && seconds > 0) {
-      deps.metrics.stepsPerSecond.set(result.modelCalls / seconds);
-      await deps.onThroughput?.(seconds / (result.modelCalls * g.num_images));
-    }
-    await finish({ status: 'succeeded', images });
-    log.info({ seconds: Number(seconds.toFixed(3)), model_calls: result.modelCalls }, 'job succeeded');
+    return result;
   } catch (error) {
     await sideEffects.drain().catch(() => undefined);
-    if (signal.aborted && signal.reason === ABORT_SHUTDOWN) {
-      log.warn({ steps_done: stepsDone }, 'worker stopping: handing the job back to the queue');
-      throw new HandBack('worker stopping');
-    }
-    if (signal.aborted) {
-      await finish({ status: 'canceled' });
-      log.info({ steps_done: stepsDone }, 'job canceled while running');
-      return;
-    }
-    const message = (error as Error).message.split('\n')[0] ?? String(error);
-    log.error({ err: error }, 'job failed');
-    await finish({ status: 'failed', error: { type: 'sampling_failed', message } });
+    throw error;
   }
+}
+
+async function storeImages(store: ResultStore, id: string, result: SampleResult, g: ResolvedGeneration, modelDir: ModelDir): Promise<JobImage[]> {
+  const pngs = encodeGeneratedPngs(result, g, modelDir.manifest, false);
+  const images: JobImage[] = [];
+  for (const [index, png] of pngs.entries()) {
+    await store.put(imageKey(id, index), png);
+    images.push({ url: `/jobs/${id}/images/${index}`, width: result.width, height: result.height, sha256: createHash('sha256').update(png).digest('hex') });
+  }
+  return images;
 }

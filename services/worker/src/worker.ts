@@ -1,32 +1,23 @@
-import type { Server } from 'node:http';
-import { hostname } from 'node:os';
-import { WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import {
-  clearHeartbeat,
-  connectRedis,
-  JobEvents,
-  JobRecords,
-  keys as makeKeys,
-  QUEUE_NAME,
-  sendHeartbeat,
-  subscribeCancels,
-  type Keys,
-  type QueuedJobData,
-  type WorkerHeartbeat,
-} from '@pixelflow/queue';
+import { connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
-import { loadModelDir, type ModelDir } from '@pixelflow/formats';
-import { OnnxModel } from '@pixelflow/onnx';
+import { loadModelDir } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
+import { ExpirySweeper } from './expiry-sweeper.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { jobEnder } from './job-ending.ts';
+import { JobProcessor } from './job-processor.ts';
 import { WorkerMetrics } from './metrics.ts';
-import { ABORT_CANCELED, ABORT_SHUTDOWN, HandBack, runJob } from './run-job.ts';
+import { hostModel } from './model-host.ts';
+import { runJob } from './run-job.ts';
+import { ThroughputMeter } from './throughput-meter.ts';
 
-// The worker process: load the model once, announce readiness with a
-// heartbeat, take jobs one at a time from BullMQ, stop a job when the API
-// asks, sweep expired jobs, and on SIGTERM stop taking jobs, give the running
-// one a grace period, then hand it back to the queue and close.
+// The worker process, composed: Redis connections, its metrics endpoint, the
+// heartbeat, the model, the job processor, cancel requests and the expiry
+// sweeper. Each part started registers how to close it; a failed start closes
+// exactly what was opened (an open timer, connection or server would keep the
+// process alive, still announcing 'loading'), and stop() closes the same way.
 
 export interface RunningWorker {
   readonly id: string;
@@ -36,260 +27,127 @@ export interface RunningWorker {
   readonly stopped: Promise<void>;
 }
 
-const SWEEP_INTERVAL_MS = 60_000;
-const TEARDOWN_REDIS_MS = 2000;
+const QUIT_REDIS_MS = 2000;
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
+/** What to close, in the reverse order of opening. */
+class Closers {
+  private readonly closers: { what: string; close: () => Promise<void> | void }[] = [];
+  private readonly log: Logger;
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  add(what: string, close: () => Promise<void> | void): void {
+    this.closers.push({ what, close });
+  }
+
+  async closeAll(): Promise<void> {
+    for (const { what, close } of this.closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        this.log.warn({ err: error }, `closing the ${what} failed`);
+      }
+    }
   }
 }
 
-export async function startWorker(config: WorkerConfig, log: Logger = pino({ level: config.LOG_LEVEL })): Promise<RunningWorker> {
-  const k: Keys = makeKeys(config.REDIS_PREFIX);
+function openRedis(config: WorkerConfig, role: 'worker' | 'subscriber', name: string, log: Logger, closers: Closers): Redis {
+  const redis = connectRedis(config.REDIS_URL, role, name, (error) => log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`));
+  closers.add(`${role} Redis connection`, async () => {
+    if (redis.status !== 'ready') return redis.disconnect();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), QUIT_REDIS_MS)));
+    await Promise.race([redis.quit(), timeout]).catch(() => redis.disconnect()).finally(() => clearTimeout(timer));
+  });
+  return redis;
+}
+
+export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({ level: config.LOG_LEVEL })): Promise<RunningWorker> {
   const id = config.WORKER_ID;
-  log = log.child({ worker_id: id });
-  const onRedisError = (error: Error): void => log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`);
-  const redis: Redis = connectRedis(config.REDIS_URL, 'worker', `pixelflow-worker-${id}`, onRedisError);
-  const subscriber: Redis = connectRedis(config.REDIS_URL, 'subscriber', `pixelflow-worker-${id}-cancel`, onRedisError);
-  const records = new JobRecords(redis, k);
-  const events = new JobEvents(redis, k);
-  const store = new LocalResultStore(config.RESULTS_DIR);
+  const log = baseLog.child({ worker_id: id });
+  const keys = makeKeys(config.REDIS_PREFIX);
+  const closers = new Closers(log);
   const metrics = new WorkerMetrics();
-  const startedAt = new Date().toISOString();
-
-  let state: WorkerHeartbeat['state'] = 'loading';
-  let provider: string = config.ORT_PROVIDER;
-  const running = new Map<string, AbortController>();
-
-  // What start-up has opened so far: a failed start closes exactly that (an open timer, connection
-  // or server would keep the process alive, still announcing 'loading'), and stop() ends the same way.
-  let metricsServer: Server | undefined;
-  let heartbeatTimer: NodeJS.Timeout | undefined;
-  let sweepTimer: NodeJS.Timeout | undefined;
-  let model: OnnxModel | undefined;
-  let bull: Worker<QueuedJobData> | undefined;
+  let heartbeat: Heartbeat | undefined;
+  let processor: JobProcessor | undefined;
   let metricsPort = 0;
-  let beat = async (): Promise<void> => undefined;
-  const teardown = async (): Promise<void> => {
-    await bull?.close();
-    clearInterval(heartbeatTimer);
-    clearInterval(sweepTimer);
-    // Unbounded: with Redis away, commands on this connection would wait for it forever.
-    if (redis.status === 'ready') await withTimeout(clearHeartbeat(redis, k, id), TEARDOWN_REDIS_MS).catch(() => undefined);
-    await model?.dispose().catch((error: unknown) => log.warn({ err: error }, 'disposing of the model failed'));
-    const server = metricsServer;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const connection of [subscriber, redis]) {
-      if (connection.status === 'ready') await withTimeout(connection.quit(), TEARDOWN_REDIS_MS).catch(() => connection.disconnect());
-      else connection.disconnect();
-    }
-  };
-
   try {
+    const redis = openRedis(config, 'worker', `pixelflow-worker-${id}`, log, closers);
+    const subscriber = openRedis(config, 'subscriber', `pixelflow-worker-${id}-cancel`, log, closers);
     const served = await metrics.serve(config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
-    metricsServer = served.server;
+    closers.add('metrics server', () => new Promise<void>((resolve) => served.server.close(() => resolve())));
     metricsPort = served.port;
     log.info({ port: served.port }, `worker metrics on http://${config.WORKER_METRICS_HOST}:${served.port}/metrics`);
-    const modelDir: ModelDir = await loadModelDir(config.MODEL_DIR);
-    const manifest = modelDir.manifest;
-    const heartbeat = (): WorkerHeartbeat => ({
-      worker_id: id,
-      state,
-      model: {
-        name: manifest.name,
-        resolution: manifest.resolution,
-        stages: manifest.stages.map((s) => s.resolution),
-        classes: manifest.classes.names.length,
-        weights_sha256: manifest.source.weights_sha256,
+
+    const modelDir = await loadModelDir(config.MODEL_DIR);
+    const beat = new Heartbeat({ redis, keys, workerId: id, manifest: modelDir.manifest, intervalMs: config.HEARTBEAT_INTERVAL_MS, log, provider: config.ORT_PROVIDER });
+    heartbeat = beat;
+    closers.add('heartbeat', () => beat.stop());
+    await beat.start();
+
+    const host = await hostModel(modelDir, config, metrics, log);
+    closers.add('model', () => host.dispose());
+    beat.provider = host.provider;
+
+    const records = new JobRecords(redis, keys);
+    const store = new LocalResultStore(config.RESULTS_DIR);
+    const throughput = new ThroughputMeter();
+    const deps = { records, events: new JobEvents(redis, keys), store, model: host.model, modelDir, metrics, onImageSteps: (n: number) => throughput.worked(n) };
+    const jobs = new JobProcessor({
+      connection: redis,
+      keys,
+      concurrency: 1,
+      lockDurationMs: config.LOCK_DURATION_MS,
+      stalledIntervalMs: config.STALLED_INTERVAL_MS,
+      run: (jobId, signal, jobLog) => runJob({ ...deps, log: jobLog }, jobId, signal),
+      ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
+      throughput,
+      onThroughput: async (seconds) => {
+        await redis.hset(keys.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
       },
-      provider,
-      pid: process.pid,
-      hostname: hostname(),
-      started_at: startedAt,
-      sent_at: new Date().toISOString(),
+      log,
     });
-    beat = async (): Promise<void> => {
-      try {
-        await sendHeartbeat(redis, k, heartbeat(), (config.HEARTBEAT_INTERVAL_MS * 3) / 1000);
-      } catch (error) {
-        log.warn({ err: error }, 'heartbeat failed');
-      }
-    };
-    heartbeatTimer = setInterval(() => void beat(), config.HEARTBEAT_INTERVAL_MS);
-    await beat();
+    processor = jobs;
+    // Closing the processor a second time (after stop() closed it) returns at once.
+    closers.add('job processor', () => jobs.stop(0));
 
-    const loadStarted = performance.now();
-    const loaded = await OnnxModel.load(modelDir, {
-      provider: config.ORT_PROVIDER,
-      deviceId: config.ORT_DEVICE_ID,
-      fallbackToCpu: config.ORT_CPU_FALLBACK,
-      ...(config.ORT_THREADS > 0 && { intraOpNumThreads: config.ORT_THREADS }),
+    await subscribeCancels(subscriber, keys, (jobId) => {
+      if (jobs.cancel(jobId)) log.info({ job_id: jobId }, 'cancel requested');
     });
-    model = loaded;
-    provider = loaded.provider;
-    // Jobs' calls are timed for pixelflow_model_call_seconds; warm-up's are not.
-    const timedModel = metrics.timeModelCalls(loaded);
-    if (loaded.fellBack) log.warn({ reason: loaded.fallbackReason }, 'CUDA unavailable: serving on the CPU (ORT_CPU_FALLBACK=true)');
-    if (config.WARMUP) {
-      // On CUDA the first call at each input shape is slow (cuDNN searches its algorithms, and
-      // onnxruntime-node cannot turn that off), so pay it before saying ready, not in a user's job.
-      const warmStarted = performance.now();
-      const channels = manifest.architecture.in_channels;
-      // A job of n images calls the model with batch n (a stage without guidance) or 2n (both CFG
-      // halves): warm single-image jobs and jobs of the default size, one call per shape.
-      const images = manifest.defaults.num_images;
-      const batches = [...new Set([1, 2, images, 2 * images])];
-      for (const stage of manifest.stages) {
-        for (const batch of batches) {
-          const side = stage.resolution;
-          await loaded.predict(
-            new Float32Array(batch * channels * side * side),
-            [batch, channels, side, side],
-            new Float32Array(batch).fill(stage.timestep_first),
-            new BigInt64Array(batch).fill(BigInt(manifest.classes.null_label)),
-          );
-        }
-      }
-      log.info({ batches, seconds: Number(((performance.now() - warmStarted) / 1000).toFixed(2)) }, 'warmed up every stage resolution at the usual batch sizes');
-    }
-    log.info(
-      { model: manifest.name, provider: loaded.provider, seconds: Number(((performance.now() - loadStarted) / 1000).toFixed(2)) },
-      'model loaded',
-    );
+    const sweeper = new ExpirySweeper(records, store, log);
+    sweeper.start();
+    closers.add('expiry sweeper', () => sweeper.stop());
 
-    await subscribeCancels(subscriber, k, (jobId) => {
-      const controller = running.get(jobId);
-      if (controller) {
-        log.info({ job_id: jobId }, 'cancel requested');
-        controller.abort(ABORT_CANCELED);
-      }
-    });
-
-    const sweep = async (): Promise<void> => {
-      try {
-        for (const jobId of await records.expired(new Date())) {
-          await store.deleteJob(jobId);
-          await records.delete(jobId);
-          log.debug({ job_id: jobId }, 'expired job deleted');
-        }
-      } catch (error) {
-        log.warn({ err: error }, 'sweeping expired jobs failed');
-      }
-    };
-    sweepTimer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
-    void sweep();
-
-    // Ends a job that failed outside runJob's own handling; a job that already ended keeps its ending.
-    const failLost = async (jobId: string, error: unknown): Promise<void> => {
-      const message = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-      const outcome = { status: 'failed', error: { type: 'worker_error', message } } as const;
-      if ((await records.finish(jobId, outcome, new Date(), config.JOB_RETENTION_SECONDS)) === 'failed') metrics.jobsFinished.inc({ status: 'failed' });
-    };
-    const queueWorker = new Worker<QueuedJobData>(
-      QUEUE_NAME,
-      async (job: Job<QueuedJobData>, token?: string) => {
-        const jobId = job.data.id;
-        const controller = new AbortController();
-        running.set(jobId, controller);
-        const jobLog = log.child({ job_id: jobId });
-        try {
-          await runJob(
-            {
-              records,
-              events,
-              store,
-              model: timedModel,
-              modelDir,
-              retentionSeconds: config.JOB_RETENTION_SECONDS,
-              log: jobLog,
-              metrics,
-              onThroughput: async (seconds) => {
-                await redis.hset(k.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
-              },
-            },
-            jobId,
-            controller.signal,
-          );
-        } catch (error) {
-          if (error instanceof HandBack) {
-            await job.moveToWait(token);
-            throw new WaitingError();
-          }
-          // Stopping or lock lost: the job is handed back or another worker owns it now; not ours to end.
-          if (controller.signal.reason === ABORT_SHUTDOWN) throw error;
-          jobLog.error({ err: error }, 'job failed outside the sampler');
-          // Ended here, the job completes in BullMQ; if ending it fails, BullMQ fails it and 'failed' below tries again.
-          await failLost(jobId, error).catch((finishError: unknown) => {
-            jobLog.error({ err: finishError }, 'could not record the failure');
-            throw error;
-          });
-        } finally {
-          running.delete(jobId);
-        }
-      },
-      {
-        connection: redis,
-        prefix: k.prefix,
-        concurrency: 1,
-        autorun: false,
-        lockDuration: config.LOCK_DURATION_MS,
-        stalledInterval: config.STALLED_INTERVAL_MS,
-        // A job whose worker died is retried once more before BullMQ gives up on it.
-        maxStalledCount: 2,
-      },
-    );
-    bull = queueWorker;
-    // BullMQ fails a job for reasons outside the processor too (one that stalled more than
-    // maxStalledCount times); its record, left running, would then never end nor expire.
-    queueWorker.on('failed', (job, error) => {
-      if (!job) return;
-      failLost(job.data.id, error).catch((finishError: unknown) =>
-        log.error({ err: finishError, job_id: job.data.id }, 'could not record the failure of a job BullMQ failed'),
-      );
-    });
-    queueWorker.on('error', (error) => log.error({ err: error }, 'queue error'));
-    queueWorker.on('lockRenewalFailed', (ids) => {
-      log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
-      for (const jobId of ids) running.get(jobId)?.abort(ABORT_SHUTDOWN);
-    });
-    void queueWorker.run().catch((error: unknown) => log.error({ err: error }, 'worker loop failed'));
-    state = 'ready';
+    jobs.start();
+    beat.state = 'ready';
     metrics.ready.set(1);
-    await beat();
-    log.info({ queue: `${k.prefix}:${QUEUE_NAME}` }, 'worker ready');
+    await beat.beat();
+    log.info({ queue: `${keys.prefix}:${QUEUE_NAME}` }, 'worker ready');
   } catch (error) {
-    await teardown();
+    await closers.closeAll();
     throw error;
   }
 
   let stopping: Promise<void> | undefined;
   let markStopped!: () => void;
-  const stopped = new Promise<void>((resolve) => {
-    markStopped = resolve;
-  });
+  const stopped = new Promise<void>((resolve) => (markStopped = resolve));
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      log.info({ running: [...running.keys()] }, 'stopping: no new jobs');
-      state = 'stopping';
+      log.info({ running: processor?.runningIds ?? [] }, 'stopping: no new jobs');
       metrics.ready.set(0);
-      await beat();
-      const closing = bull?.close();
-      // The running job gets SHUTDOWN_GRACE_MS to finish; then it is handed back.
-      const grace = setTimeout(() => {
-        for (const controller of running.values()) controller.abort(ABORT_SHUTDOWN);
-      }, config.SHUTDOWN_GRACE_MS);
-      await closing;
-      clearTimeout(grace);
-      await teardown();
+      if (heartbeat) {
+        heartbeat.state = 'stopping';
+        await heartbeat.beat();
+      }
+      // Running jobs get SHUTDOWN_GRACE_MS to finish; the rest are handed back to the queue.
+      await processor?.stop(config.SHUTDOWN_GRACE_MS);
+      await closers.closeAll();
       log.info('stopped');
       markStopped();
     })();
     return stopping;
   };
-
   return { id, metricsPort, stop, stopped };
 }

@@ -1,0 +1,140 @@
+import { WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QUEUE_NAME, type Keys, type QueuedJobData } from '@pixelflow/queue';
+import type { Logger } from 'pino';
+import type { JobEnder } from './job-ending.ts';
+import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobOutcome } from './job-outcome.ts';
+import type { ThroughputMeter } from './throughput-meter.ts';
+
+// Takes jobs from BullMQ, up to `concurrency` at once, runs each, and acts on
+// its outcome: an ending goes to the JobEnder; a job stopped by shutdown goes
+// back to the queue; a job whose lock was lost is left to BullMQ's stalled-job
+// check, which returns it to the queue (its new owner, if any, must not see
+// this worker write to it).
+
+export type RunJob = (jobId: string, signal: AbortSignal, log: Logger) => Promise<JobOutcome>;
+
+export interface JobProcessorOptions {
+  connection: Redis;
+  keys: Keys;
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  run: RunJob;
+  ender: JobEnder;
+  throughput: ThroughputMeter;
+  /** Called with seconds per image-step whenever a job ends and a new figure is known. */
+  onThroughput: (secondsPerImageStep: number) => Promise<void>;
+  log: Logger;
+}
+
+export class JobProcessor {
+  private readonly running = new Map<string, AbortController>();
+  private readonly options: JobProcessorOptions;
+  private readonly bull: Worker<QueuedJobData>;
+
+  constructor(options: JobProcessorOptions) {
+    this.options = options;
+    this.bull = new Worker<QueuedJobData>(QUEUE_NAME, (job, token) => this.process(job, token), {
+      connection: options.connection,
+      prefix: options.keys.prefix,
+      concurrency: options.concurrency,
+      autorun: false,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      // A job whose worker died is retried once more before BullMQ gives up on it.
+      maxStalledCount: 2,
+    });
+    const { log, ender } = options;
+    // BullMQ fails a job for reasons outside the processor too (one that stalled more than
+    // maxStalledCount times); its record, left running, would then never end nor expire.
+    this.bull.on('failed', (job, error) => {
+      if (!job) return;
+      ender.end(job.data.id, { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } }).catch((endError: unknown) =>
+        log.error({ err: endError, job_id: job.data.id }, 'could not record the failure of a job BullMQ failed'),
+      );
+    });
+    this.bull.on('error', (error) => log.error({ err: error }, 'queue error'));
+    this.bull.on('lockRenewalFailed', (ids) => {
+      log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
+      for (const jobId of ids) this.running.get(jobId)?.abort(ABORT_LOCK_LOST);
+    });
+  }
+
+  /** Jobs running now. */
+  get runningIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  start(): void {
+    void this.bull.run().catch((error: unknown) => this.options.log.error({ err: error }, 'worker loop failed'));
+  }
+
+  /** Stops job `jobId` if it runs here (the API asked); it ends canceled. */
+  cancel(jobId: string): boolean {
+    const controller = this.running.get(jobId);
+    controller?.abort(ABORT_CANCELED);
+    return controller !== undefined;
+  }
+
+  /**
+   * Takes no new jobs; running ones get `graceMs` to finish, then are handed back to the queue.
+   * Resolves when every job has finished or been handed back.
+   */
+  async stop(graceMs: number): Promise<void> {
+    const closing = this.bull.close();
+    const grace = setTimeout(() => {
+      for (const controller of this.running.values()) controller.abort(ABORT_SHUTDOWN);
+    }, graceMs);
+    try {
+      await closing;
+    } finally {
+      clearTimeout(grace);
+    }
+  }
+
+  private async process(job: Job<QueuedJobData>, token: string | undefined): Promise<void> {
+    const jobId = job.data.id;
+    const controller = new AbortController();
+    const log = this.options.log.child({ job_id: jobId });
+    this.running.set(jobId, controller);
+    this.options.throughput.jobStarted();
+    let outcome: JobOutcome;
+    try {
+      outcome = await this.options.run(jobId, controller.signal, log).catch((error: unknown): JobOutcome => {
+        // Not even taken (Redis away at the start): fail it if it is ours, as the record may say running.
+        log.error({ err: error }, 'job could not be started');
+        return { kind: 'ended', ending: { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } }, startedAt: new Date(), work: { imageSteps: 0 } };
+      });
+    } finally {
+      this.running.delete(jobId);
+      this.options.throughput.jobEnded();
+    }
+    await this.act(job, token, outcome, log);
+  }
+
+  private async act(job: Job<QueuedJobData>, token: string | undefined, outcome: JobOutcome, log: Logger): Promise<void> {
+    switch (outcome.kind) {
+      case 'skipped':
+        return;
+      case 'ended': {
+        // Ended here, the job completes in BullMQ; if ending it fails, BullMQ fails it and 'failed' tries again.
+        await this.options.ender.end(job.data.id, outcome.ending, outcome.startedAt);
+        const rate = this.options.throughput.take();
+        if (rate !== null) await this.options.onThroughput(rate).catch((error: unknown) => log.warn({ err: error }, 'recording throughput failed'));
+        return;
+      }
+      case 'let-go':
+        if (outcome.reason === ABORT_SHUTDOWN) {
+          // Back to the wait list now, for the next worker; WaitingError tells BullMQ the processor moved it.
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        // The lock is gone, so BullMQ cannot complete or fail it either; its stalled-job check
+        // returns the job to the wait list (counting one stall) once the lock has expired.
+        // (Should Redis have kept the lock after all, BullMQ fails the job with this message and
+        // 'failed' above ends it so: an error the user sees, never a job left running forever.)
+        throw new Error('this worker lost the job\'s lock (Redis unreachable for longer than LOCK_DURATION_MS)');
+    }
+  }
+}
