@@ -122,6 +122,19 @@ describe('the worker', () => {
     expect((await events.read('cancel1')).at(-1)?.name).toBe('canceled');
   });
 
+  it('lets go of a job whose lock it lost, which BullMQ\'s stalled check returns to the queue to run again, ending once', async () => {
+    await submit('lost1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
+    await expect.poll(async () => (await records.get('lost1'))?.progress?.step ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
+    // As if Redis had been away longer than the lock: the lock key is gone at the next renewal.
+    await redis.del(`${k.prefix}:generate:lost1:lock`);
+    await expect.poll(async () => (await records.get('lost1'))?.status, { timeout: 60_000, interval: 100 }).toBe('succeeded');
+    const record = await records.get('lost1');
+    expect(record?.attempt).toBe(2);
+    const names = (await events.read('lost1')).map((e) => e.name);
+    expect(names.filter((n) => n === 'started')).toHaveLength(2);
+    expect(names.filter((n) => n === 'succeeded' || n === 'failed' || n === 'canceled')).toEqual(['succeeded']);
+  });
+
   it('ends a job as failed, with its final event, when a step outside the sampler throws', async () => {
     // A record the worker cannot read (parameters from some other version) makes records.get throw
     // after records.start marked it running: the record must not stay running forever.
