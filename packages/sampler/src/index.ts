@@ -1,4 +1,5 @@
 export type { Shape4, VelocityModel } from './model.ts';
+export { BatchingModel, type BatchInfo, type BatchingModelOptions } from './batching-model.ts';
 export {
   computeStages,
   cfgStageWeights,
