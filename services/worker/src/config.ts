@@ -14,6 +14,19 @@ const WorkerEnv = CommonEnv.extend({
   ORT_CPU_FALLBACK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
   /** Threads inside one onnxruntime operator; 0 = one per physical core. */
   ORT_THREADS: intVar(0, 1024, 0),
+  /** Jobs this worker runs at once; their model calls share onnxruntime calls (continuous batching). */
+  MAX_CONCURRENT_JOBS: intVar(1, 256, 8),
+  /** Images per onnxruntime call at most (a job's own call is never split, so one may exceed it). */
+  MAX_BATCH: intVar(1, 1024, 16),
+  /**
+   * Batch sizes calls are padded up to, comma-separated, or 'auto' (powers of two up to MAX_BATCH
+   * with CUDA, where each new input shape costs a cuDNN algorithm search; none on the CPU, where
+   * padding only costs time) or 'none'.
+   */
+  BATCH_BUCKETS: z
+    .string()
+    .default('auto')
+    .refine((v) => v === 'auto' || v === 'none' || /^\d+(,\d+)*$/.test(v), { error: "must be 'auto', 'none' or batch sizes such as 1,2,4,8" }),
   /** How long a job's BullMQ lock lasts without renewal; a dead worker's job is retried after it. */
   LOCK_DURATION_MS: intVar(1000, 3_600_000, 30_000),
   STALLED_INTERVAL_MS: intVar(500, 3_600_000, 15_000),
@@ -29,6 +42,17 @@ const WorkerEnv = CommonEnv.extend({
 });
 
 export type WorkerConfig = z.output<typeof WorkerEnv> & { WORKER_ID: string };
+
+/** The padding buckets BATCH_BUCKETS asks for, for `provider`; empty when calls are not padded. */
+export function batchBuckets(config: Pick<WorkerConfig, 'BATCH_BUCKETS' | 'MAX_BATCH' | 'ORT_PROVIDER'>): number[] {
+  if (config.BATCH_BUCKETS === 'none' || (config.BATCH_BUCKETS === 'auto' && config.ORT_PROVIDER !== 'cuda')) return [];
+  if (config.BATCH_BUCKETS === 'auto') {
+    const sizes: number[] = [];
+    for (let size = 1; size < config.MAX_BATCH; size *= 2) sizes.push(size);
+    return [...sizes, config.MAX_BATCH];
+  }
+  return [...new Set(config.BATCH_BUCKETS.split(',').map(Number))].filter((n) => n > 0).sort((a, b) => a - b);
+}
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const parsed = parseEnv(WorkerEnv, env);

@@ -23,6 +23,8 @@ export interface JobProcessorOptions {
   run: RunJob;
   ender: JobEnder;
   throughput: ThroughputMeter;
+  /** Hears the number of jobs running whenever it changes. */
+  onRunning?: (count: number) => void;
   /** Called with seconds per image-step whenever a job ends and a new figure is known. */
   onThroughput: (secondsPerImageStep: number) => Promise<void>;
   log: Logger;
@@ -98,6 +100,7 @@ export class JobProcessor {
     const controller = new AbortController();
     const log = this.options.log.child({ job_id: jobId });
     this.running.set(jobId, controller);
+    this.options.onRunning?.(this.running.size);
     this.options.throughput.jobStarted();
     let outcome: JobOutcome;
     try {
@@ -108,6 +111,7 @@ export class JobProcessor {
       });
     } finally {
       this.running.delete(jobId);
+      this.options.onRunning?.(this.running.size);
       this.options.throughput.jobEnded();
     }
     await this.act(job, token, outcome, log);

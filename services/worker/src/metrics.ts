@@ -30,9 +30,28 @@ export class WorkerMetrics {
   });
   readonly modelCall = new Histogram({
     name: 'pixelflow_model_call_seconds',
-    help: 'One model call (both CFG halves in one batch) as the sampler waits for it, by input resolution',
+    help: 'One onnxruntime call (jobs merged; both CFG halves), from its start to its velocity, by input resolution',
     labelNames: ['resolution'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly jobsRunning = new Gauge({ name: 'pixelflow_jobs_running', help: 'Jobs this worker is running now', registers: [this.registry] });
+  readonly batchImages = new Histogram({
+    name: 'pixelflow_model_batch_images',
+    help: 'Images (rows, both CFG halves counted) in one onnxruntime call, jobs merged, padding not counted, by input resolution',
+    labelNames: ['resolution'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+  readonly batchJobs = new Histogram({
+    name: 'pixelflow_model_batch_jobs',
+    help: 'Job calls merged into one onnxruntime call',
+    buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32],
+    registers: [this.registry],
+  });
+  readonly paddedImages = new Counter({
+    name: 'pixelflow_model_padded_images_total',
+    help: 'Rows added to onnxruntime calls to reach a warmed batch size (BATCH_BUCKETS): computed and thrown away',
     registers: [this.registry],
   });
   readonly stepsPerSecond = new Gauge({

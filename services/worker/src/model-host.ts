@@ -1,30 +1,36 @@
 import type { ModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
-import type { VelocityModel } from '@pixelflow/sampler';
+import { BatchingModel, type VelocityModel } from '@pixelflow/sampler';
 import type { Logger } from 'pino';
-import type { WorkerConfig } from './config.ts';
+import { batchBuckets, type WorkerConfig } from './config.ts';
 import type { WorkerMetrics } from './metrics.ts';
 
 // The model as this worker serves it: the onnxruntime session, warmed up at
-// the batch sizes jobs will use, with every job's calls timed for metrics.
+// the batch sizes it will see, behind a batcher that merges the calls of the
+// jobs running at once into one session call (continuous batching), with
+// every session call timed and every batch counted for metrics.
 
 export interface ModelHost {
-  /** What jobs call: the session, with each call timed. */
+  /** What jobs call: the batcher in front of the timed session. */
   readonly model: VelocityModel;
   /** The execution provider that serves ('cpu' after a CUDA fallback). */
   readonly provider: string;
   dispose(): Promise<void>;
 }
 
-/** Batch sizes warm-up runs at each stage resolution. */
-export function warmupBatchSizes(imagesPerJob: number): number[] {
-  // A job of n images calls the model with batch n (a stage without guidance) or 2n (both CFG
-  // halves): warm single-image jobs and jobs of the default size.
+/**
+ * Batch sizes warm-up runs at each stage resolution: every padding bucket when calls are padded;
+ * otherwise the sizes of a lone job: n (a stage without guidance) or 2n (both CFG halves), for
+ * single-image jobs and jobs of the default size.
+ */
+export function warmupBatchSizes(imagesPerJob: number, buckets: readonly number[]): number[] {
+  if (buckets.length > 0) return [...buckets];
   return [...new Set([1, 2, imagesPerJob, 2 * imagesPerJob])].sort((a, b) => a - b);
 }
 
 export async function hostModel(modelDir: ModelDir, config: WorkerConfig, metrics: WorkerMetrics, log: Logger): Promise<ModelHost> {
   const manifest = modelDir.manifest;
+  const buckets = batchBuckets(config);
   const loadStarted = performance.now();
   const session = await OnnxModel.load(modelDir, {
     provider: config.ORT_PROVIDER,
@@ -34,15 +40,25 @@ export async function hostModel(modelDir: ModelDir, config: WorkerConfig, metric
   });
   try {
     if (session.fellBack) log.warn({ reason: session.fallbackReason }, 'CUDA unavailable: serving on the CPU (ORT_CPU_FALLBACK=true)');
-    if (config.WARMUP) await warmUp(session, modelDir, warmupBatchSizes(manifest.defaults.num_images), log);
+    if (config.WARMUP) await warmUp(session, modelDir, warmupBatchSizes(manifest.defaults.num_images, buckets), log);
     log.info({ model: manifest.name, provider: session.provider, seconds: seconds(loadStarted) }, 'model loaded');
   } catch (error) {
     await session.dispose().catch(() => undefined);
     throw error;
   }
+  // Session calls are timed for pixelflow_model_call_seconds from here on; warm-up's are not.
+  const batcher = new BatchingModel(metrics.timeModelCalls(session), {
+    maxBatch: config.MAX_BATCH,
+    ...(buckets.length > 0 && { batchSizes: buckets }),
+    onBatch: (batch) => {
+      metrics.batchImages.observe({ resolution: batch.resolution }, batch.images);
+      metrics.batchJobs.observe(batch.requests);
+      metrics.paddedImages.inc(batch.padded - batch.images);
+    },
+  });
+  log.info({ max_concurrent_jobs: config.MAX_CONCURRENT_JOBS, max_batch: config.MAX_BATCH, buckets }, 'batching the calls of concurrent jobs');
   return {
-    // Jobs' calls are timed for pixelflow_model_call_seconds; warm-up's are not.
-    model: metrics.timeModelCalls(session),
+    model: batcher,
     provider: session.provider,
     dispose: () => session.dispose(),
   };

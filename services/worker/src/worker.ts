@@ -98,12 +98,13 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     const jobs = new JobProcessor({
       connection: redis,
       keys,
-      concurrency: 1,
+      concurrency: config.MAX_CONCURRENT_JOBS,
       lockDurationMs: config.LOCK_DURATION_MS,
       stalledIntervalMs: config.STALLED_INTERVAL_MS,
       run: (jobId, signal, jobLog) => runJob({ ...deps, log: jobLog }, jobId, signal),
       ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
       throughput,
+      onRunning: (count) => metrics.jobsRunning.set(count),
       onThroughput: async (seconds) => {
         await redis.hset(keys.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
       },

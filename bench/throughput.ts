@@ -1,0 +1,178 @@
+// bench/throughput: jobs per second through the whole service (API + worker + Redis) when many
+// small jobs arrive at once. `pnpm bench:throughput [--model DIR]... [--medium] [--jobs N]`.
+//
+// For each model, three runs of N one-image jobs, each on a fresh API + worker (child processes,
+// as `pnpm start` runs them) under a key prefix of its own on the local Redis:
+//  - sequential: each job posted when the previous one succeeded (what one user sees alone);
+//  - concurrent, one at a time: all N posted at once to a worker with MAX_CONCURRENT_JOBS=1 and
+//    MAX_BATCH=1 (the service before continuous batching);
+//  - concurrent: all N posted at once to a worker with the defaults (continuous batching).
+// Each reports jobs/s, latency p50/p95 (POST -> succeeded), the mean number of images per model
+// call and the model time per job, both read from the worker's own /metrics. Ratios are against
+// the sequential run of the same model, measured in the same run of this script.
+// --medium adds a random 64 px model of a realistic width (7.5M parameters), made once with our
+// Python tools into ~/.cache/pixelflow/bench/ (needs /usr/bin/python3 with torch and onnx).
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { findPython, pythonEnv } from '@pixelflow/cli/python';
+import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
+
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', multiple: true },
+    medium: { type: 'boolean', default: false },
+    jobs: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '10' },
+    port: { type: 'string', default: '8198' },
+    'metrics-port': { type: 'string', default: '9598' },
+  },
+});
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const jobs = Number(values.jobs);
+const base = `http://127.0.0.1:${values.port}`;
+const metricsUrl = `http://127.0.0.1:${values['metrics-port']}/metrics`;
+const request = JSON.stringify({ class: 1, num_images: 1, steps: Number(values.steps) });
+
+interface RunResult {
+  label: string;
+  jobsPerSecond: number;
+  p50: number;
+  p95: number;
+  meanBatch: number;
+  modelSecondsPerJob: number;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(command, args, { cwd: REPO, env, maxBuffer: 1 << 24 }, (error, _out, err) => (error ? reject(new Error(`${command} ${args.join(' ')}: ${err || error.message}`)) : resolve())),
+  );
+}
+
+/** The random medium model, made once (checkpoint, then our converter). */
+async function mediumModel(): Promise<string> {
+  const root = join(homedir(), '.cache/pixelflow/bench/medium-random-64');
+  const model = join(root, 'model');
+  if (existsSync(join(model, 'pixelflow.json'))) return model;
+  const { python } = await findPython();
+  if (!python) throw new Error('--medium needs a Python with torch and onnx (see the README)');
+  await mkdir(root, { recursive: true });
+  const checkpoint = join(root, 'checkpoint');
+  const pythonPath = { ...pythonEnv(), PYTHONPATH: join(REPO, 'pytorch') };
+  await run(python.executable, ['-m', 'pixelflow.random_checkpoint', checkpoint, '--heads', '4', '--head-dim', '64', '--depth', '6', '--resolution', '64', '--stages', '4'], pythonPath);
+  await run(process.execPath, ['--import', 'tsx', join(REPO, 'packages/cli/src/main.ts'), 'convert', checkpoint, model, '--name', 'medium-random-64', '--force']);
+  return model;
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The sum of a metric's samples over all its label sets, from Prometheus text. */
+function metric(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const sampleName = line.split(/[{ ]/, 1)[0];
+    if (sampleName === name) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+async function oneJob(): Promise<number> {
+  const started = performance.now();
+  const posted = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
+  const job = (await posted.json()) as { id: string };
+  if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${JSON.stringify(job)}`);
+  const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
+  if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
+  return performance.now() - started;
+}
+
+async function measure(model: string, label: string, concurrent: boolean, workerEnv: Record<string, string>): Promise<RunResult> {
+  const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
+  const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
+  const env = {
+    ...process.env,
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    MODEL_DIR: model,
+    RESULTS_DIR: results,
+    HOST: '127.0.0.1',
+    PORT: values.port,
+    LOG_LEVEL: 'error',
+    QUEUE_CAP: '1000000',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    WORKER_METRICS_PORT: values['metrics-port'],
+    ...workerEnv,
+  };
+  const children: ChildProcess[] = [];
+  const start = (name: 'api' | 'worker'): void => {
+    children.push(spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] }));
+  };
+  const redis = new Redis(REDIS_URL);
+  try {
+    start('api');
+    start('worker');
+    await until(async () => (await fetch(`${base}/readyz`)).ok, 'the service');
+    await oneJob(); // warm: first allocations, first PNG, Redis scripts loaded
+    const before = await (await fetch(metricsUrl)).text();
+    const started = performance.now();
+    let latencies: number[] = [];
+    if (concurrent) latencies = await Promise.all(Array.from({ length: jobs }, () => oneJob()));
+    else for (let i = 0; i < jobs; i++) latencies.push(await oneJob());
+    const wall = (performance.now() - started) / 1000;
+    const after = await (await fetch(metricsUrl)).text();
+    const delta = (name: string): number => metric(after, name) - metric(before, name);
+    return {
+      label,
+      jobsPerSecond: jobs / wall,
+      p50: quantile(latencies, 0.5),
+      p95: quantile(latencies, 0.95),
+      meanBatch: delta('pixelflow_model_batch_images_sum') / Math.max(1, delta('pixelflow_model_batch_images_count')),
+      modelSecondsPerJob: delta('pixelflow_model_call_seconds_sum') / jobs,
+    };
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)));
+    const stale = await redis.keys(`${prefix}:*`);
+    if (stale.length > 0) await redis.del(...stale);
+    redis.disconnect();
+    await rm(results, { recursive: true, force: true });
+  }
+}
+
+const models = values.model ?? [DEFAULT_MODEL_DIR];
+if (values.medium) models.push(await mediumModel());
+const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+for (const model of models) {
+  const name = (await loadModelDir(model)).manifest.name;
+  const sequential = await measure(model, 'sequential (defaults)', false, {});
+  const unbatched = await measure(model, `${jobs} at once, MAX_CONCURRENT_JOBS=1`, true, { MAX_CONCURRENT_JOBS: '1', MAX_BATCH: '1' });
+  const batched = await measure(model, `${jobs} at once (defaults)`, true, {});
+  const lines = [
+    `\n${name}: ${jobs} one-image jobs, ${values.steps} Euler steps per stage, the model's default CFG\n`,
+    '| run | jobs/s | p50 ms | p95 ms | images per model call | model s per job | jobs/s vs sequential |',
+    '|---|---|---|---|---|---|---|',
+    ...[sequential, unbatched, batched].map(
+      (r) => `| ${r.label} | ${fmt(r.jobsPerSecond, 2)} | ${fmt(r.p50, 0)} | ${fmt(r.p95, 0)} | ${fmt(r.meanBatch, 2)} | ${fmt(r.modelSecondsPerJob, 3)} | ${fmt(r.jobsPerSecond / sequential.jobsPerSecond, 2)}x |`,
+    ),
+  ];
+  console.log(lines.join('\n'));
+}
