@@ -1,7 +1,10 @@
 export { keys, QUEUE_NAME, type Keys } from './keys.ts';
 export { connectRedis, pingRedis, type RedisRole } from './redis.ts';
 export { JobRecords, type JobRecord, type NewJob } from './job-records.ts';
-export { isEventId, JobEventHub, JobEvents, type StoredEvent } from './job-events.ts';
+export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';
 export { clearHeartbeat, liveWorkers, sendHeartbeat, WorkerHeartbeat } from './workers.ts';
 export { JobQueue, type QueueDepth, type QueuedJobData } from './job-queue.ts';
+export { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork, type EtaInputs } from './eta.ts';
+export type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
+export { RedisJobService, type RedisJobServiceOptions } from './redis-job-service.ts';

@@ -74,12 +74,18 @@ export class JobEvents {
 
 type Listener = () => void;
 
+/** What an event stream needs from the hub: to be woken when its job has new events. */
+export interface JobEventNotifier {
+  /** Calls `listener` whenever `jobId` gets events; returns the unsubscribe function. */
+  follow(jobId: string, listener: () => void): () => void;
+}
+
 /**
  * One subscriber connection per process that wakes whoever follows a job when
  * it has new events. Listeners then read the stream themselves, so a missed
  * notification costs latency (until the follower's next poll), never an event.
  */
-export class JobEventHub {
+export class JobEventHub implements JobEventNotifier {
   private readonly listeners = new Map<string, Set<Listener>>();
   private ready: Promise<unknown> | null = null;
 

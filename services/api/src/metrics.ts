@@ -1,4 +1,4 @@
-import type { JobQueue } from '@pixelflow/queue';
+import type { JobService } from '@pixelflow/queue';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // The API's Prometheus metrics (GET /metrics). Queue depth is read from Redis
@@ -31,7 +31,7 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
-  constructor(queue: JobQueue) {
+  constructor(jobs: Pick<JobService, 'depth'>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'pixelflow_api_' });
     new Gauge({
       name: 'pixelflow_queue_jobs',
@@ -39,7 +39,7 @@ export class ApiMetrics {
       labelNames: ['state'] as const,
       registers: [this.registry],
       async collect() {
-        const depth = await queue.depth();
+        const depth = await jobs.depth();
         this.set({ state: 'waiting' }, depth.waiting);
         this.set({ state: 'active' }, depth.active);
       },

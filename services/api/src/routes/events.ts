@@ -25,7 +25,7 @@ function format(event: StoredEvent): string {
 
 export function eventRoutes(ctx: ApiContext) {
   return async function (app: FastifyInstance): Promise<void> {
-    guardJobRoutes(app, ctx.redis);
+    guardJobRoutes(app);
     app.withTypeProvider<ZodTypeProvider>().get(
       '/jobs/:id/events',
       {
@@ -50,7 +50,7 @@ export function eventRoutes(ctx: ApiContext) {
         if (lastEventId !== undefined && !isEventId(lastEventId)) {
           return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] }));
         }
-        if (!(await ctx.records.exists(id))) {
+        if (!(await app.jobs.exists(id))) {
           return sendProblem(reply, jobNotFound(id, `/jobs/${id}/events`));
         }
 
@@ -87,7 +87,7 @@ export function eventRoutes(ctx: ApiContext) {
           // would stall a heartbeat period per batch.
           let events: StoredEvent[];
           do {
-            events = await ctx.events.read(id, cursor, READ_BATCH);
+            events = await app.jobs.events(id, cursor, READ_BATCH);
             for (const event of events) {
               if (closed) return;
               raw.write(format(event));
@@ -97,7 +97,7 @@ export function eventRoutes(ctx: ApiContext) {
                 return;
               }
             }
-            if (events.length === 0 && !(await ctx.records.exists(id))) close(); // expired meanwhile
+            if (events.length === 0 && !(await app.jobs.exists(id))) close(); // expired meanwhile
           } while (!closed && events.length === READ_BATCH);
         };
         // One read at a time, in order; a wake-up during a read runs one more.
@@ -120,7 +120,7 @@ export function eventRoutes(ctx: ApiContext) {
             });
         };
 
-        const unfollow = ctx.hub.follow(id, pump);
+        const unfollow = app.eventHub.follow(id, pump);
         const heartbeat = setInterval(() => {
           if (!closed) raw.write(': heartbeat\n\n');
           pump();

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { JobId } from '@pixelflow/schemas';
 import { jobNotFound, sendProblem, sendRedisUnavailable } from '../problems.ts';
 
@@ -11,12 +10,12 @@ import { jobNotFound, sendProblem, sendRedisUnavailable } from '../problems.ts';
  * While Redis is away they answer 503 at once instead of waiting for it (the BullMQ connection
  * would wait forever); health, docs, metrics and unknown routes are not concerned.
  */
-export function guardJobRoutes(app: FastifyInstance, redis: Redis): void {
+export function guardJobRoutes(app: FastifyInstance): void {
   app.addHook('onRequest', async (request, reply) => {
     const { id } = request.params as { id?: string };
     if (id !== undefined && !JobId.safeParse(id).success) {
       return sendProblem(reply, jobNotFound(id, request.url.split('?')[0]));
     }
-    if (redis.status !== 'ready') return sendRedisUnavailable(reply, request.url);
+    if (!app.jobs.connected()) return sendRedisUnavailable(reply, request.url);
   });
 }

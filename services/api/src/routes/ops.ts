@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { liveWorkers, pingRedis, type WorkerHeartbeat } from '@pixelflow/queue';
+import type { JobService, WorkerHeartbeat } from '@pixelflow/queue';
 import { ClassList, ModelList, Problem, Readiness } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
@@ -8,9 +8,9 @@ import { problem, PROBLEMS, problemType, sendProblem, type ProblemKind } from '.
 
 // The model, health, readiness, metrics and the problem types' explanations.
 
-async function servingWorkers(ctx: ApiContext): Promise<WorkerHeartbeat[]> {
+async function servingWorkers(jobs: JobService, ctx: ApiContext): Promise<WorkerHeartbeat[]> {
   const now = Date.now();
-  const all = await liveWorkers(ctx.redis, ctx.keys);
+  const all = await jobs.liveWorkers();
   return all.filter(
     (w) => w.model.weights_sha256 === ctx.manifest.source.weights_sha256 && now - Date.parse(w.sent_at) <= ctx.config.WORKER_STALE_MS,
   );
@@ -33,7 +33,7 @@ export function opsRoutes(ctx: ApiContext) {
     const classList = { classes: m.classes.names.map((name, index) => ({ index, name })) };
 
     api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: ModelList, 503: Problem } } }, async () => {
-      const workers = await servingWorkers(ctx);
+      const workers = await servingWorkers(app.jobs, ctx);
       const ready = workers.filter((w) => w.state === 'ready');
       const status = ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const);
       return { models: [{ ...model, status, provider: ready[0]?.provider ?? null, workers: ready.length }] };
@@ -55,11 +55,11 @@ export function opsRoutes(ctx: ApiContext) {
       },
       async (_request, reply) => {
         try {
-          await pingRedis(ctx.redis, 1000);
+          await app.jobs.ping(1000);
         } catch (error) {
           return sendProblem(reply, problem('service-unavailable', `Redis is unreachable: ${(error as Error).message}`, { instance: '/readyz' }), { 'retry-after': '5' });
         }
-        const workers = await servingWorkers(ctx);
+        const workers = await servingWorkers(app.jobs, ctx);
         const ready = workers.filter((w) => w.state === 'ready');
         if (ready.length === 0) {
           const detail = workers.some((w) => w.state === 'loading') ? `a worker is loading the model ${ctx.manifest.name}` : `no worker with the model ${ctx.manifest.name} has sent a heartbeat in the last ${ctx.config.WORKER_STALE_MS / 1000} s`;

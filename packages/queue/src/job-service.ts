@@ -1,0 +1,64 @@
+import type { JobStatus, ResolvedGeneration } from '@pixelflow/schemas';
+import type { StoredEvent } from './job-events.ts';
+import type { QueueDepth } from './job-queue.ts';
+import type { JobRecord } from './job-records.ts';
+import type { WorkerHeartbeat } from './workers.ts';
+
+// What the API and the worker ask of the job store, job by job, without
+// knowing that it is Redis and BullMQ underneath: RedisJobService is the real
+// one; tests of the HTTP routes give the API an in-memory one instead.
+
+/** A job to accept: the model that runs it and its parameters, defaults filled in. */
+export interface JobRequest {
+  model: string;
+  parameters: ResolvedGeneration;
+}
+
+/** The answer to submit(): queued (with its place, 1 = next), or refused because the queue is full. */
+export type Submission =
+  | { accepted: true; id: string; position: number }
+  | { accepted: false; inQueue: number; retryAfterSeconds: number };
+
+/** A job as a status request sees it: its record and what only the queue knows. */
+export interface JobSnapshot {
+  record: JobRecord;
+  /** 1 = next to run; null unless the job waits in the queue. */
+  queuePosition: number | null;
+  /** Seconds until it ends (eta.ts); null when finished or before a worker has measured throughput. */
+  etaSeconds: number | null;
+}
+
+/**
+ * What a cancel request did: a waiting job is `canceled` at once, a running one is `stopping`
+ * (its worker has been told), a finished one keeps its ending.
+ */
+export type CancelOutcome =
+  | { outcome: 'canceled' }
+  | { outcome: 'stopping' }
+  | { outcome: 'finished'; status: Exclude<JobStatus, 'queued' | 'running'> }
+  | { outcome: 'not-found' };
+
+export interface JobService {
+  /** Records and queues a job unless `queueCap` jobs are already waiting or running. */
+  submit(request: JobRequest, queueCap: number): Promise<Submission>;
+  /** The job with its queue position and ETA; null when there is no such job. */
+  snapshot(id: string): Promise<JobSnapshot | null>;
+  /** The job's record alone (no queue reads); null when there is no such job. */
+  record(id: string): Promise<JobRecord | null>;
+  exists(id: string): Promise<boolean>;
+  /** The job's events after `afterId` (all when undefined), oldest first, at most `count`. */
+  events(id: string, afterId?: string, count?: number): Promise<StoredEvent[]>;
+  cancel(id: string): Promise<CancelOutcome>;
+  /** Jobs waiting and running. */
+  depth(): Promise<QueueDepth>;
+  /** Stores a worker's measured seconds per (image x step), amortised over its concurrent jobs (eta.ts). */
+  recordThroughput(secondsPerImageStep: number): Promise<void>;
+  /** The last throughput a worker recorded; null before any did. */
+  secondsPerImageStep(): Promise<number | null>;
+  /** Whether the job store's connection is up right now (no round trip): requests fail fast while it is not. */
+  connected(): boolean;
+  /** Resolves once the job store answers, or rejects after `timeoutMs` with the reason. */
+  ping(timeoutMs: number): Promise<void>;
+  /** Every worker whose heartbeat has not expired. */
+  liveWorkers(): Promise<WorkerHeartbeat[]>;
+}

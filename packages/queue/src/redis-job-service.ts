@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { isFinished } from '@pixelflow/schemas';
+import { publishCancel } from './cancel.ts';
+import { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork } from './eta.ts';
+import { JobEvents, type StoredEvent } from './job-events.ts';
+import type { JobQueue, QueueDepth } from './job-queue.ts';
+import { JobRecords, type JobRecord } from './job-records.ts';
+import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
+import type { Keys } from './keys.ts';
+import { pingRedis } from './redis.ts';
+import { liveWorkers, type WorkerHeartbeat } from './workers.ts';
+
+// The job service on Redis: composes the record (JobRecords), its event
+// stream (JobEvents) and the BullMQ delivery (JobQueue) into the operations
+// routes and workers ask for, so that no caller touches a key.
+
+export interface RedisJobServiceOptions {
+  /** A fail-fast client connection (connectRedis 'client'): records, events, throughput, health. */
+  redis: Redis;
+  keys: Keys;
+  /** The BullMQ queue; give it the same fail-fast connection for its reads. */
+  queue: JobQueue;
+  /** How long a finished (here: canceled) job stays readable. */
+  retentionSeconds: number;
+  now?: () => Date;
+}
+
+/** Jobs ahead whose size a status request reads for its ETA; beyond them it extrapolates. */
+const ETA_SAMPLE = 50;
+const THROUGHPUT_FIELD = 'seconds_per_image_step';
+
+function newJobId(): string {
+  // What JobId accepts: not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
+  return `j${randomBytes(12).toString('hex')}`;
+}
+
+export class RedisJobService implements JobService {
+  private readonly redis: Redis;
+  private readonly keys: Keys;
+  private readonly queue: JobQueue;
+  private readonly records: JobRecords;
+  private readonly jobEvents: JobEvents;
+  private readonly retentionSeconds: number;
+  private readonly now: () => Date;
+
+  constructor(options: RedisJobServiceOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.queue = options.queue;
+    this.records = new JobRecords(options.redis, options.keys);
+    this.jobEvents = new JobEvents(options.redis, options.keys);
+    this.retentionSeconds = options.retentionSeconds;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async submit(request: JobRequest, queueCap: number): Promise<Submission> {
+    // Read then add, not atomic: concurrent requests may overshoot the cap by a few, never lose a job.
+    const depth = await this.queue.depth();
+    const inQueue = depth.waiting + depth.active;
+    if (inQueue >= queueCap) {
+      return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, await this.secondsPerImageStep()) };
+    }
+    const id = newJobId();
+    const position = depth.waiting + 1;
+    await this.enqueue(id, request, position);
+    return { accepted: true, id, position };
+  }
+
+  /** Record, 'queued' event, delivery; a job that could not be queued leaves nothing behind. */
+  private async enqueue(id: string, request: JobRequest, position: number): Promise<void> {
+    await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now() });
+    try {
+      // The queued event goes first: once queued, a worker may report `started` at once.
+      await this.jobEvents.append(id, 'queued', { position });
+      await this.queue.add(id);
+    } catch (error) {
+      await this.records.delete(id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async snapshot(id: string): Promise<JobSnapshot | null> {
+    const record = await this.records.get(id);
+    if (!record) return null;
+    if (isFinished(record.status)) return { record, queuePosition: null, etaSeconds: null };
+    const [standing, activeIds, rate] = await Promise.all([
+      record.status === 'queued' ? this.queue.standing(id, ETA_SAMPLE) : null,
+      this.queue.activeIds(),
+      this.secondsPerImageStep(),
+    ]);
+    const queuePosition = standing?.position ?? null;
+    // A queued job the queue does not list as waiting (taken this instant, or delayed) has no estimate.
+    if (rate === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
+    const [others, sampled] = await Promise.all([
+      this.records.workOf(activeIds.filter((active) => active !== id)),
+      this.records.workOf(standing?.ahead ?? []),
+    ]);
+    const ownWork = jobWork(record.parameters);
+    const eta = etaSeconds({
+      ownRemaining: remainingWork(record),
+      running: record.status === 'running',
+      othersRunning: others.map(remainingWork),
+      workAhead: extrapolateWorkAhead((queuePosition ?? 1) - 1, sampled.map((job) => jobWork(job.parameters)), ownWork),
+      secondsPerImageStep: rate,
+    });
+    return { record, queuePosition, etaSeconds: eta };
+  }
+
+  async record(id: string): Promise<JobRecord | null> {
+    return this.records.get(id);
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return this.records.exists(id);
+  }
+
+  async events(id: string, afterId?: string, count?: number): Promise<StoredEvent[]> {
+    return this.jobEvents.read(id, afterId, count);
+  }
+
+  async cancel(id: string): Promise<CancelOutcome> {
+    const before = await this.records.requestCancel(id, this.now(), this.retentionSeconds);
+    if (before === null) return { outcome: 'not-found' };
+    if (before === 'queued') {
+      // Canceled before any worker ran it (requestCancel appended its final event): drop the delivery.
+      await this.queue.removeWaiting(id);
+      return { outcome: 'canceled' };
+    }
+    if (before === 'running') {
+      // The record is flagged too, for a worker that takes the job after this message went out.
+      await publishCancel(this.redis, this.keys, id);
+      return { outcome: 'stopping' };
+    }
+    return { outcome: 'finished', status: before };
+  }
+
+  async depth(): Promise<QueueDepth> {
+    return this.queue.depth();
+  }
+
+  async recordThroughput(secondsPerImageStep: number): Promise<void> {
+    await this.redis.hset(this.keys.throughput, THROUGHPUT_FIELD, secondsPerImageStep, 'measured_at', this.now().toISOString());
+  }
+
+  async secondsPerImageStep(): Promise<number | null> {
+    const value = Number((await this.redis.hget(this.keys.throughput, THROUGHPUT_FIELD)) ?? Number.NaN);
+    return Number.isFinite(value) && value >= 0 ? value : null;
+  }
+
+  connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    await pingRedis(this.redis, timeoutMs);
+  }
+
+  async liveWorkers(): Promise<WorkerHeartbeat[]> {
+    return liveWorkers(this.redis, this.keys);
+  }
+}

@@ -1,0 +1,90 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Redis } from 'ioredis';
+import { connectRedis, JobEventHub, JobQueue, keys as makeKeys, RedisJobService } from '@pixelflow/queue';
+import { LocalResultStore } from '@pixelflow/results';
+import type { ApiConfig } from './config.ts';
+import type { ApiInfrastructure } from './infrastructure.ts';
+
+// The API's infrastructure for real: three Redis connections (request reads that
+// fail fast, BullMQ's own that retries forever, the events subscriber) and the
+// results folder. Whoever connects it owns it and closes it once the app has
+// closed: main.ts, or buildApp when it was given none.
+
+/** How long start-up waits for Redis, so the first requests do not meet a connection still opening. */
+const REDIS_GRACE_MS = 2000;
+/** Errors kept until a log exists (each connection reports at most one a minute). */
+const HELD_ERRORS = 10;
+
+export interface ConnectedInfrastructure extends ApiInfrastructure {
+  /** Sends connection errors to `log` from now on, and those that came before it. */
+  reportErrorsTo(log: FastifyBaseLogger): void;
+  /** Ends the queue and every connection; the one place that does. */
+  close(): Promise<void>;
+}
+
+/**
+ * The first connection error comes before the app, and so its log, exists; connectRedis reports
+ * the next only a minute later. Holding it keeps "Redis is unreachable" in the start-up log.
+ */
+class HeldErrors {
+  private log: FastifyBaseLogger | null = null;
+  private readonly held: { error: unknown; what: string }[] = [];
+
+  report(error: unknown, what: string): void {
+    if (this.log) this.log.error({ err: error }, what);
+    else if (this.held.length < HELD_ERRORS) this.held.push({ error, what });
+  }
+
+  sendTo(log: FastifyBaseLogger): void {
+    this.log = log;
+    for (const { error, what } of this.held.splice(0)) log.error({ err: error }, what);
+  }
+}
+
+async function quitAll(queue: JobQueue, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {
+  // A connection that never reached Redis would wait forever to quit politely.
+  if (bullConnection?.status === 'ready') await queue.close().catch(() => undefined);
+  for (const connection of connections) {
+    if (connection.status === 'ready') await connection.quit().catch(() => undefined);
+    else connection.disconnect();
+  }
+}
+
+/** Resolves when Redis answers or after the grace period, whichever comes first: the API also starts without it. */
+async function graceForRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return;
+  // (Not events.once: it rejects on the connection errors that a Redis still away produces.)
+  await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), new Promise((resolve) => setTimeout(resolve, REDIS_GRACE_MS).unref())]);
+}
+
+export async function connectInfrastructure(config: ApiConfig): Promise<ConnectedInfrastructure> {
+  const keys = makeKeys(config.REDIS_PREFIX);
+  const errors = new HeldErrors();
+  const onRedisError = (error: Error): void => errors.report(error, `Redis at ${config.REDIS_URL} is unreachable`);
+  const redis = connectRedis(config.REDIS_URL, 'client', 'pixelflow-api', onRedisError);
+  const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue', onRedisError);
+  const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events', onRedisError);
+  const connections = [redis, bullConnection, subscriber];
+  let infrastructure: ConnectedInfrastructure;
+  try {
+    const queue = new JobQueue(bullConnection, keys, onRedisError, redis);
+    const eventHub = new JobEventHub(subscriber, keys);
+    let closing: Promise<void> | undefined;
+    infrastructure = {
+      jobs: new RedisJobService({ redis, keys, queue, retentionSeconds: config.JOB_RETENTION_SECONDS }),
+      eventHub,
+      resultStore: new LocalResultStore(config.RESULTS_DIR),
+      reportErrorsTo: (log) => errors.sendTo(log),
+      close: () => (closing ??= quitAll(queue, bullConnection, connections)),
+    };
+    // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
+    // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
+    eventHub.start().catch((error: unknown) => errors.report(error, 'subscribing to job events failed'));
+  } catch (error) {
+    // Left open, they would reconnect for good and keep the process alive.
+    for (const connection of connections) connection.disconnect();
+    throw error;
+  }
+  await graceForRedis(redis);
+  return infrastructure;
+}

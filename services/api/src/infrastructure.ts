@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import type { JobEventNotifier, JobService } from '@pixelflow/queue';
+import type { ResultStore } from '@pixelflow/results';
+
+// What the routes are given from outside: the job service, the hub that wakes
+// event streams, and the store of images. The app reads them as decorators
+// (`app.jobs`, ...), so tests build it on in-memory ones and call inject(); the
+// process builds it on Redis and the results folder (connect-infrastructure.ts).
+
+export interface ApiInfrastructure {
+  readonly jobs: JobService;
+  readonly eventHub: JobEventNotifier;
+  readonly resultStore: ResultStore;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Jobs: submit, look up, cancel; queue depth, workers and the job store's health. */
+    jobs: JobService;
+    /** Wakes a job's event stream when the job has new events. */
+    eventHub: JobEventNotifier;
+    /** The jobs' images and stage previews. */
+    resultStore: ResultStore;
+  }
+}
+
+/** On the root instance, so every route plugin (an encapsulated child) sees them. */
+export function decorateInfrastructure(app: FastifyInstance, infrastructure: ApiInfrastructure): void {
+  app.decorate('jobs', infrastructure.jobs);
+  app.decorate('eventHub', infrastructure.eventHub);
+  app.decorate('resultStore', infrastructure.resultStore);
+}

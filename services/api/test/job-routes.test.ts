@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { imageKey } from '@pixelflow/results';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildFakeApp, type FakeInfrastructure } from './support/fake-infrastructure.ts';
+
+// The job routes over in-memory infrastructure, through inject(): what each
+// answer looks like (status, headers, problem+json) for what the job service says.
+
+let app: FastifyInstance;
+let infrastructure: FakeInfrastructure;
+
+async function start(env: Record<string, string> = {}): Promise<void> {
+  ({ app, infrastructure } = await buildFakeApp(env));
+}
+
+afterEach(async () => {
+  await app.close();
+});
+
+async function post(body: unknown) {
+  return app.inject({ method: 'POST', url: '/jobs', payload: body as Record<string, unknown> });
+}
+
+async function created(body: unknown = { class: 3, num_images: 1, steps: 2 }): Promise<string> {
+  const response = await post(body);
+  expect(response.statusCode).toBe(202);
+  return response.json<{ id: string }>().id;
+}
+
+async function metric(line: string): Promise<number> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  return Number(text.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1] ?? Number.NaN);
+}
+
+describe('POST /jobs', () => {
+  it('answers 400 problem+json naming each failing field, and queues nothing', async () => {
+    await start();
+    const response = await post({ class: 3, num_images: 0, colour: 'red' });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    const body = response.json<{ type: string; errors: { path: string }[] }>();
+    expect(body.type).toBe('/problems/validation');
+    expect(body.errors.map((e) => e.path).sort()).toEqual(['colour', 'num_images']);
+    // A class the model does not have is caught after the schema, with the model's own rule.
+    const unknownClass = await post({ class: 'no such class' });
+    expect(unknownClass.statusCode).toBe(400);
+    expect(unknownClass.json<{ errors: { path: string }[] }>().errors[0]?.path).toBe('class');
+    expect(await infrastructure.jobs.depth()).toEqual({ waiting: 0, active: 0 });
+  });
+
+  it('answers 202 with a Location and the queued job, defaults filled in', async () => {
+    await start();
+    const response = await post({ class: 'class 3', num_images: 2, seed: 42, steps: 2 });
+    expect(response.statusCode).toBe(202);
+    const job = response.json<{ id: string }>();
+    expect(response.headers['location']).toBe(`/jobs/${job.id}`);
+    expect(job).toMatchObject({
+      status: 'queued',
+      model: 'tiny-random',
+      queue_position: 1,
+      eta_seconds: null,
+      parameters: { class_label: 3, class_name: 'class 3', num_images: 2, seed: 42, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler' },
+    });
+    expect((await infrastructure.jobs.record(job.id))?.status).toBe('queued');
+    expect(await metric('pixelflow_jobs_created_total')).toBe(1);
+  });
+
+  it('answers 503 queue-full with a Retry-After of about one such job once the queue holds the cap', async () => {
+    await start({ QUEUE_CAP: '1' });
+    await created();
+    const full = await post({ class: 1, num_images: 2, steps: 5 });
+    expect(full.statusCode).toBe(503);
+    expect(full.headers['retry-after']).toBe('10'); // nothing measured yet
+    expect(full.json()).toMatchObject({ type: '/problems/queue-full', status: 503, detail: '1 jobs are queued or running (the cap is 1)' });
+    await infrastructure.jobs.recordThroughput(0.3);
+    // 2 images x 4 stages x 5 steps = 40 units at 0.3 s.
+    expect((await post({ class: 1, num_images: 2, steps: 5 })).headers['retry-after']).toBe('12');
+    expect(await metric('pixelflow_jobs_rejected_total{reason="queue_full"}')).toBe(2);
+  });
+});
+
+describe('GET /jobs/:id', () => {
+  it('answers 404 problem+json for a job that does not exist, or an id POST /jobs cannot issue', async () => {
+    await start();
+    for (const id of ['j000000000000000000000abc', 'not-an-id']) {
+      const response = await app.inject({ method: 'GET', url: `/jobs/${id}` });
+      expect(response.statusCode).toBe(404);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(response.json()).toMatchObject({ type: '/problems/not-found', instance: `/jobs/${id}` });
+    }
+  });
+
+  it('shows the position and the ETA the job service estimates', async () => {
+    await start();
+    const running = await created();
+    const waiting = await created();
+    infrastructure.jobs.start(running);
+    await infrastructure.jobs.recordThroughput(0.25);
+    // 8 units each (1 image x 4 stages x 2 steps): the running job's 8, then its own.
+    expect((await app.inject({ method: 'GET', url: `/jobs/${waiting}` })).json()).toMatchObject({ status: 'queued', queue_position: 1, eta_seconds: 4 });
+    expect((await app.inject({ method: 'GET', url: `/jobs/${running}` })).json()).toMatchObject({ status: 'running', queue_position: null, eta_seconds: 2 });
+  });
+});
+
+describe('DELETE /jobs/:id', () => {
+  it('cancels a queued job (200), asks a running one to stop (202) and refuses a finished one (409)', async () => {
+    await start();
+    const queued = await created();
+    const running = await created();
+    infrastructure.jobs.start(running);
+
+    const canceled = await app.inject({ method: 'DELETE', url: `/jobs/${queued}` });
+    expect(canceled.statusCode).toBe(200);
+    expect(canceled.json()).toMatchObject({ status: 'canceled', queue_position: null });
+
+    const stopping = await app.inject({ method: 'DELETE', url: `/jobs/${running}` });
+    expect(stopping.statusCode).toBe(202);
+    expect(stopping.json()).toMatchObject({ status: 'running' });
+    expect((await infrastructure.jobs.record(running))?.cancelRequested).toBe(true);
+
+    const again = await app.inject({ method: 'DELETE', url: `/jobs/${queued}` });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ type: '/problems/job-finished', detail: `job ${queued} already canceled` });
+    expect((await app.inject({ method: 'DELETE', url: '/jobs/j000000000000000000000abc' })).statusCode).toBe(404);
+  });
+});
+
+describe('job images', () => {
+  it('serves a finished job’s PNG with its hash as ETag, and 304 when the client has it', async () => {
+    await start();
+    const id = await created();
+    const png = Buffer.from('stands in for a PNG: the route serves stored bytes as they are');
+    const sha256 = createHash('sha256').update(png).digest('hex');
+    infrastructure.jobs.start(id);
+    infrastructure.jobs.succeed(id, [{ url: `/jobs/${id}/images/0`, width: 32, height: 32, sha256 }]);
+    await infrastructure.resultStore.put(imageKey(id, 0), png);
+
+    const image = await app.inject({ method: 'GET', url: `/jobs/${id}/images/0` });
+    expect(image.statusCode).toBe(200);
+    expect(image.headers['content-type']).toBe('image/png');
+    expect(image.headers['etag']).toBe(`"${sha256}"`);
+    expect(image.rawPayload.equals(png)).toBe(true);
+
+    const revalidated = await app.inject({ method: 'GET', url: `/jobs/${id}/images/0`, headers: { 'if-none-match': `"${sha256}"` } });
+    expect(revalidated.statusCode).toBe(304);
+    expect(revalidated.rawPayload.length).toBe(0);
+    expect((await app.inject({ method: 'GET', url: `/jobs/${id}/images/1` })).statusCode).toBe(404);
+  });
+});
+
+describe('GET /jobs/:id/events', () => {
+  it('replays a finished job’s events and ends the stream', async () => {
+    await start();
+    const id = await created();
+    await app.inject({ method: 'DELETE', url: `/jobs/${id}` });
+    const stream = await app.inject({ method: 'GET', url: `/jobs/${id}/events` });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toContain('text/event-stream');
+    expect([...stream.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(['queued', 'canceled']);
+  });
+
+  it('follows a live job through the hub until its final event', async () => {
+    await start();
+    const id = await created();
+    const stream = app.inject({ method: 'GET', url: `/jobs/${id}/events` });
+    await expect.poll(() => infrastructure.eventHub.followers(id)).toBe(1);
+    infrastructure.jobs.start(id);
+    infrastructure.jobs.succeed(id, []);
+    expect([...(await stream).body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(['queued', 'started', 'succeeded']);
+    expect(infrastructure.eventHub.followers(id)).toBe(0);
+  });
+});
+
+describe('while the job store is unreachable', () => {
+  it('answers the job routes 503 with Retry-After at once', async () => {
+    await start();
+    infrastructure.jobs.reachable = false;
+    const response = await post({ class: 1 });
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toBe('5');
+    expect(response.json()).toMatchObject({ type: '/problems/service-unavailable' });
+  });
+});
