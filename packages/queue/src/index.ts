@@ -8,3 +8,4 @@ export { JobQueue, type QueueDepth, type QueuedJobData } from './job-queue.ts';
 export { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork, type EtaInputs } from './eta.ts';
 export type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 export { RedisJobService, type RedisJobServiceOptions } from './redis-job-service.ts';
+export { ThroughputRecord } from './throughput.ts';

@@ -9,6 +9,7 @@ import { JobRecords, type JobRecord } from './job-records.ts';
 import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 import type { Keys } from './keys.ts';
 import { pingRedis } from './redis.ts';
+import { ThroughputRecord } from './throughput.ts';
 import { liveWorkers, type WorkerHeartbeat } from './workers.ts';
 
 // The job service on Redis: composes the record (JobRecords), its event
@@ -28,7 +29,6 @@ export interface RedisJobServiceOptions {
 
 /** Jobs ahead whose size a status request reads for its ETA; beyond them it extrapolates. */
 const ETA_SAMPLE = 50;
-const THROUGHPUT_FIELD = 'seconds_per_image_step';
 
 function newJobId(): string {
   // What JobId accepts: not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
@@ -41,6 +41,7 @@ export class RedisJobService implements JobService {
   private readonly queue: JobQueue;
   private readonly records: JobRecords;
   private readonly jobEvents: JobEvents;
+  private readonly throughput: ThroughputRecord;
   private readonly retentionSeconds: number;
   private readonly now: () => Date;
 
@@ -50,6 +51,7 @@ export class RedisJobService implements JobService {
     this.queue = options.queue;
     this.records = new JobRecords(options.redis, options.keys);
     this.jobEvents = new JobEvents(options.redis, options.keys);
+    this.throughput = new ThroughputRecord(options.redis, options.keys);
     this.retentionSeconds = options.retentionSeconds;
     this.now = options.now ?? (() => new Date());
   }
@@ -140,12 +142,11 @@ export class RedisJobService implements JobService {
   }
 
   async recordThroughput(secondsPerImageStep: number): Promise<void> {
-    await this.redis.hset(this.keys.throughput, THROUGHPUT_FIELD, secondsPerImageStep, 'measured_at', this.now().toISOString());
+    await this.throughput.record(secondsPerImageStep, this.now());
   }
 
   async secondsPerImageStep(): Promise<number | null> {
-    const value = Number((await this.redis.hget(this.keys.throughput, THROUGHPUT_FIELD)) ?? Number.NaN);
-    return Number.isFinite(value) && value >= 0 ? value : null;
+    return this.throughput.read();
   }
 
   connected(): boolean {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels } from '@pixelflow/queue';
+import { connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
 import { loadModelDir } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
@@ -94,6 +94,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     const records = new JobRecords(redis, keys);
     const store = new LocalResultStore(config.RESULTS_DIR);
     const throughput = new ThroughputMeter();
+    const throughputRecord = new ThroughputRecord(redis, keys);
     const deps = { records, events: new JobEvents(redis, keys), store, model: host.model, modelDir, metrics, onImageSteps: (n: number) => throughput.worked(n) };
     const jobs = new JobProcessor({
       connection: redis,
@@ -105,9 +106,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
       ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
       throughput,
       onRunning: (count) => metrics.jobsRunning.set(count),
-      onThroughput: async (seconds) => {
-        await redis.hset(keys.throughput, 'seconds_per_image_step', seconds, 'measured_at', new Date().toISOString());
-      },
+      onThroughput: (seconds) => throughputRecord.record(seconds),
       log,
     });
     processor = jobs;
