@@ -1,9 +1,10 @@
 // bench/throughput: jobs per second through the whole service (API + worker + Redis) when many
 // small jobs arrive at once. `pnpm bench:throughput [--model DIR]... [--medium] [--jobs N]`.
 //
-// For each model, three runs of N one-image jobs, each on a fresh API + worker (child processes,
+// For each model, four runs of N one-image jobs, each on a fresh API + worker (child processes,
 // as `pnpm start` runs them) under a key prefix of its own on the local Redis:
-//  - sequential: each job posted when the previous one succeeded (what one user sees alone);
+//  - sequential: each job posted when the previous one succeeded (what one user sees alone), on a
+//    worker with batching off and on a worker with the defaults (a lone job must not be slower);
 //  - concurrent, one at a time: all N posted at once to a worker with MAX_CONCURRENT_JOBS=1 and
 //    MAX_BATCH=1 (the service before continuous batching);
 //  - concurrent: all N posted at once to a worker with the defaults (continuous batching).
@@ -24,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
+import { OnnxModel } from '@pixelflow/onnx';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '10' },
     port: { type: 'string', default: '8198' },
     'metrics-port': { type: 'string', default: '9598' },
+    'scaling-only': { type: 'boolean', default: false },
   },
 });
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -88,6 +91,10 @@ function metric(text: string, name: string): number {
     if (sampleName === name) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+function fmt(n: number, digits = 1): string {
+  return n.toFixed(digits);
 }
 
 function quantile(xs: number[], q: number): number {
@@ -158,19 +165,61 @@ async function measure(model: string, label: string, concurrent: boolean, worker
   }
 }
 
+const SCALING_BATCHES = [1, 2, 4, 8, 16];
+
+/** ms per onnxruntime call at each stage resolution and batch size (median of a few), on this machine. */
+async function batchScaling(model: string): Promise<string[]> {
+  const dir = await loadModelDir(model);
+  const session = await OnnxModel.load(dir);
+  try {
+    const channels = dir.manifest.architecture.in_channels;
+    const lines = [
+      `\n${dir.manifest.name}: ms per model call by batch size (rows), and per row against batch 1\n`,
+      `| resolution | ${SCALING_BATCHES.map((b) => `batch ${b}`).join(' | ')} |`,
+      `|---|${SCALING_BATCHES.map(() => '---').join('|')}|`,
+    ];
+    for (const stage of dir.manifest.stages) {
+      const side = stage.resolution;
+      const cells: string[] = [];
+      let single = 0;
+      for (const batch of SCALING_BATCHES) {
+        const x = new Float32Array(batch * channels * side * side).fill(0.1);
+        const t = new Float32Array(batch).fill(stage.timestep_first);
+        const labels = new BigInt64Array(batch);
+        const times: number[] = [];
+        for (let i = 0; i < 6; i++) {
+          const started = performance.now();
+          await session.predict(x, [batch, channels, side, side], t, labels);
+          if (i > 0) times.push(performance.now() - started);
+        }
+        const ms = quantile(times, 0.5);
+        if (batch === 1) single = ms;
+        cells.push(`${fmt(ms, 2)} (${fmt(ms / batch / single, 2)}x)`);
+      }
+      lines.push(`| ${side} px | ${cells.join(' | ')} |`);
+    }
+    return lines;
+  } finally {
+    await session.dispose();
+  }
+}
+
 const models = values.model ?? [DEFAULT_MODEL_DIR];
 if (values.medium) models.push(await mediumModel());
-const fmt = (n: number, digits = 1): string => n.toFixed(digits);
 for (const model of models) {
   const name = (await loadModelDir(model)).manifest.name;
+  console.log((await batchScaling(model)).join('\n'));
+  if (values['scaling-only']) continue;
+  const off = { MAX_CONCURRENT_JOBS: '1', MAX_BATCH: '1' };
+  const sequentialOff = await measure(model, 'sequential, MAX_CONCURRENT_JOBS=1', false, off);
   const sequential = await measure(model, 'sequential (defaults)', false, {});
-  const unbatched = await measure(model, `${jobs} at once, MAX_CONCURRENT_JOBS=1`, true, { MAX_CONCURRENT_JOBS: '1', MAX_BATCH: '1' });
+  const unbatched = await measure(model, `${jobs} at once, MAX_CONCURRENT_JOBS=1`, true, off);
   const batched = await measure(model, `${jobs} at once (defaults)`, true, {});
   const lines = [
     `\n${name}: ${jobs} one-image jobs, ${values.steps} Euler steps per stage, the model's default CFG\n`,
     '| run | jobs/s | p50 ms | p95 ms | images per model call | model s per job | jobs/s vs sequential |',
     '|---|---|---|---|---|---|---|',
-    ...[sequential, unbatched, batched].map(
+    ...[sequentialOff, sequential, unbatched, batched].map(
       (r) => `| ${r.label} | ${fmt(r.jobsPerSecond, 2)} | ${fmt(r.p50, 0)} | ${fmt(r.p95, 0)} | ${fmt(r.meanBatch, 2)} | ${fmt(r.modelSecondsPerJob, 3)} | ${fmt(r.jobsPerSecond / sequential.jobsPerSecond, 2)}x |`,
     ),
   ];

@@ -194,6 +194,22 @@ describe('BatchingModel', () => {
     rest.forEach((r, i) => expect(results[i + 1]).toEqual(r.expected));
   });
 
+  it('caps rows x height x width per call with maxPixels, by resolution, a larger request still running whole', async () => {
+    const inner = new PerImageModel();
+    const { model, batches } = batcher(inner, { maxBatch: 16, maxPixels: 4 * 8 * 8 });
+    const release = inner.hold();
+    const first = send(model, request(1, 1, 16));
+    await nextMacrotask();
+    // 8 px: four rows per call; 16 px: one row per call; a 2-row 16 px request alone.
+    const rest = [request(2, 2, 8), request(3, 2, 8), request(4, 1, 8), request(5, 1, 16), request(6, 2, 16), request(7, 1, 16)];
+    const answers = rest.map((r) => send(model, r));
+    release();
+    const results = await Promise.all([first, ...answers]);
+    expect(inner.requestLabels()).toEqual([[1], [2, 3], [4], [5], [6], [7]]);
+    expect(batches.map((b) => b.images)).toEqual([1, 4, 1, 1, 2, 1]);
+    rest.forEach((r, i) => expect(results[i + 1]).toEqual(r.expected));
+  });
+
   it('pads each call to the smallest bucket that holds it, with copies of the last image, and drops their rows', async () => {
     const inner = new PerImageModel();
     const { model, batches } = batcher(inner, { maxBatch: 16, batchSizes: [8, 1, 4, 2, 4] });

@@ -19,6 +19,15 @@ const WorkerEnv = CommonEnv.extend({
   /** Images per onnxruntime call at most (a job's own call is never split, so one may exceed it). */
   MAX_BATCH: intVar(1, 1024, 16),
   /**
+   * Rows x height x width per onnxruntime call at most, or 'auto' (8192 on the CPU: 8 rows of
+   * 32 px, 2 of 64 px, past which a row costs more inside a batch than alone on the CPUs we
+   * measured; no limit with CUDA) or 'none'.
+   */
+  MAX_BATCH_PIXELS: z
+    .string()
+    .default('auto')
+    .refine((v) => v === 'auto' || v === 'none' || (/^\d+$/.test(v) && Number(v) >= 1), { error: "must be 'auto', 'none' or a positive integer" }),
+  /**
    * Batch sizes calls are padded up to, comma-separated, or 'auto' (powers of two up to MAX_BATCH
    * with CUDA, where each new input shape costs a cuDNN algorithm search; none on the CPU, where
    * padding only costs time) or 'none'.
@@ -42,6 +51,16 @@ const WorkerEnv = CommonEnv.extend({
 });
 
 export type WorkerConfig = z.output<typeof WorkerEnv> & { WORKER_ID: string };
+
+/** CPU default of MAX_BATCH_PIXELS: see bench:throughput's batch-scaling tables in the README. */
+const CPU_MAX_BATCH_PIXELS = 8 * 32 * 32;
+
+/** The rows x height x width limit per call MAX_BATCH_PIXELS asks for, for `provider`; null for none. */
+export function batchPixelLimit(config: Pick<WorkerConfig, 'MAX_BATCH_PIXELS' | 'ORT_PROVIDER'>): number | null {
+  if (config.MAX_BATCH_PIXELS === 'none') return null;
+  if (config.MAX_BATCH_PIXELS === 'auto') return config.ORT_PROVIDER === 'cuda' ? null : CPU_MAX_BATCH_PIXELS;
+  return Number(config.MAX_BATCH_PIXELS);
+}
 
 /** The padding buckets BATCH_BUCKETS asks for, for `provider`; empty when calls are not padded. */
 export function batchBuckets(config: Pick<WorkerConfig, 'BATCH_BUCKETS' | 'MAX_BATCH' | 'ORT_PROVIDER'>): number[] {

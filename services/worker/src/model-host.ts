@@ -2,7 +2,7 @@ import type { ModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { BatchingModel, type VelocityModel } from '@pixelflow/sampler';
 import type { Logger } from 'pino';
-import { batchBuckets, type WorkerConfig } from './config.ts';
+import { batchBuckets, batchPixelLimit, type WorkerConfig } from './config.ts';
 import type { WorkerMetrics } from './metrics.ts';
 
 // The model as this worker serves it: the onnxruntime session, warmed up at
@@ -47,8 +47,10 @@ export async function hostModel(modelDir: ModelDir, config: WorkerConfig, metric
     throw error;
   }
   // Session calls are timed for pixelflow_model_call_seconds from here on; warm-up's are not.
+  const maxPixels = batchPixelLimit(config);
   const batcher = new BatchingModel(metrics.timeModelCalls(session), {
     maxBatch: config.MAX_BATCH,
+    ...(maxPixels !== null && { maxPixels }),
     ...(buckets.length > 0 && { batchSizes: buckets }),
     onBatch: (batch) => {
       metrics.batchImages.observe({ resolution: batch.resolution }, batch.images);
@@ -56,7 +58,7 @@ export async function hostModel(modelDir: ModelDir, config: WorkerConfig, metric
       metrics.paddedImages.inc(batch.padded - batch.images);
     },
   });
-  log.info({ max_concurrent_jobs: config.MAX_CONCURRENT_JOBS, max_batch: config.MAX_BATCH, buckets }, 'batching the calls of concurrent jobs');
+  log.info({ max_concurrent_jobs: config.MAX_CONCURRENT_JOBS, max_batch: config.MAX_BATCH, max_batch_pixels: maxPixels, buckets }, 'batching the calls of concurrent jobs');
   return {
     model: batcher,
     provider: session.provider,
