@@ -11,4 +11,5 @@ export {
   type NpyDtype,
 } from './npy.ts';
 export { encodePng, pngChunk, PngError, readPngChunks, readPngText, type EncodePngOptions, type PngChunk, type PngFilter } from './png.ts';
-export { encodeGeneratedPngs } from './generated-pngs.ts';
+export { PngEncoderPool, type PngEncoderPoolOptions } from './png-pool.ts';
+export { encodeGeneratedPngs, encodeGeneratedPngsWith } from './generated-pngs.ts';

@@ -1,4 +1,5 @@
-import { constants, crc32, deflateSync, inflateSync } from 'node:zlib';
+import { crc32, inflateSync } from 'node:zlib';
+import { encodeCheckedPng, FILTER_TYPES, pngChunk } from './png-encode.mjs';
 
 // A small PNG writer for what the sampler produces (8-bit RGB) plus text
 // chunks, and a reader for those text chunks. We write our own rather than use
@@ -21,21 +22,15 @@ export class PngError extends Error {
 /** The five PNG row filters; `adaptive` picks one per row (the minimum-sum heuristic the PNG spec suggests). */
 export type PngFilter = 'none' | 'sub' | 'up' | 'average' | 'paeth' | 'adaptive';
 
-const FILTER_TYPES = { none: 0, sub: 1, up: 2, average: 3, paeth: 4 } as const;
+// The pixel work (row filters, deflate, chunk assembly) lives in png-encode.mjs, plain JavaScript
+// that encoder threads can load too; this module checks the input and reads PNGs.
+
+/** One PNG chunk: length, type, data and the CRC of type and data. */
+export { pngChunk };
 
 export interface EncodePngOptions {
   /** Default `adaptive`: still deterministic, and usually smaller than one filter for every row. */
   filter?: PngFilter;
-}
-
-/** One PNG chunk: length, type, data and the CRC of type and data. */
-export function pngChunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.byteLength);
-  out.writeUInt32BE(data.byteLength, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.byteLength)), 8 + data.byteLength);
-  return out;
 }
 
 /**
@@ -50,122 +45,25 @@ function checkKeyword(keyword: string): void {
   }
 }
 
-/** iTXt: keyword, NUL, compression flag 0, method 0, empty language tag, NUL, empty translated keyword, NUL, UTF-8 text. */
-function itxtChunk(keyword: string, text: string): Buffer {
-  checkKeyword(keyword);
-  if (text.includes('\0')) throw new PngError(`PNG text ${JSON.stringify(keyword)} must not contain NUL characters`);
-  const data = Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0, 0, 0, 0, 0]), Buffer.from(text, 'utf8')]);
-  return pngChunk('iTXt', data);
-}
-
-/** |byte read as a signed 8-bit number|, for the adaptive filter choice. */
-const SIGNED_MAGNITUDE = Uint16Array.from({ length: 256 }, (_, v) => (v < 128 ? v : 256 - v));
-
-/**
- * Writes `row` filtered with filter `type` into `out` (without the type byte) and returns the sum of
- * the filtered bytes read as signed, the adaptive choice's measure (small sums compress well).
- * `previous` is the unfiltered row above (null for the first row, which PNG treats as zeros).
- * One plain loop per filter: this runs five times per row of every image the service writes.
- */
-function filterRow(type: number, row: Uint8Array, previous: Uint8Array | null, bpp: number, out: Uint8Array): number {
-  const n = row.length;
-  const above = previous ?? new Uint8Array(n);
-  let sum = 0;
-  let v = 0;
-  switch (type) {
-    case 0:
-      for (let i = 0; i < n; i++) {
-        v = row[i] as number;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      return sum;
-    case 1:
-      for (let i = 0; i < n; i++) {
-        v = i < bpp ? (row[i] as number) : ((row[i] as number) - (row[i - bpp] as number)) & 0xff;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      return sum;
-    case 2:
-      for (let i = 0; i < n; i++) {
-        v = ((row[i] as number) - (above[i] as number)) & 0xff;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      return sum;
-    case 3:
-      for (let i = 0; i < n; i++) {
-        v = ((row[i] as number) - (((i >= bpp ? (row[i - bpp] as number) : 0) + (above[i] as number)) >>> 1)) & 0xff;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      return sum;
-    default:
-      for (let i = 0; i < bpp; i++) {
-        // a = c = 0: Paeth predicts the byte above
-        v = ((row[i] as number) - (above[i] as number)) & 0xff;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      for (let i = bpp; i < n; i++) {
-        const a = row[i - bpp] as number;
-        const b = above[i] as number;
-        const c = above[i - bpp] as number;
-        const pa = Math.abs(b - c);
-        const pb = Math.abs(a - c);
-        const pc = Math.abs(a + b - 2 * c);
-        v = ((row[i] as number) - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
-        out[i] = v;
-        sum += SIGNED_MAGNITUDE[v] as number;
-      }
-      return sum;
-  }
-}
-
-function filteredScanlines(rgb: Uint8Array, width: number, height: number, filter: PngFilter): Buffer {
-  const bpp = 3;
-  const stride = width * bpp;
-  const out = Buffer.alloc(height * (stride + 1));
-  const candidates = Array.from({ length: 5 }, () => new Uint8Array(stride));
-  for (let y = 0; y < height; y++) {
-    const row = rgb.subarray(y * stride, (y + 1) * stride);
-    const previous = y > 0 ? rgb.subarray((y - 1) * stride, y * stride) : null;
-    let type: number;
-    if (filter === 'adaptive') {
-      // The minimum-sum heuristic; ties go to the lower filter type.
-      let best = Number.POSITIVE_INFINITY;
-      type = 0;
-      for (let t = 0; t < 5; t++) {
-        const sum = filterRow(t, row, previous, bpp, candidates[t] as Uint8Array);
-        if (sum < best) {
-          best = sum;
-          type = t;
-        }
-      }
-    } else {
-      type = FILTER_TYPES[filter];
-      filterRow(type, row, previous, bpp, candidates[type] as Uint8Array);
-    }
-    const offset = y * (stride + 1);
-    out[offset] = type;
-    out.set(candidates[type] as Uint8Array, offset + 1);
-  }
-  return out;
+/** What encodeCheckedPng (png-encode.mjs) takes besides the pixels, once checked. */
+export interface CheckedPngInput {
+  /** The text entries in the object's key order. */
+  text: [string, string][];
+  filter: PngFilter;
 }
 
 /**
- * Encodes 8-bit RGB pixels (row-major, `[height, width, 3]`) as a PNG with one
- * iTXt chunk per `text` entry (UTF-8, uncompressed, in the object's key order),
- * placed right after IHDR so that readers which stop early still see them.
+ * Every check encodePng makes, in its order and with its messages, without encoding anything:
+ * PngEncoderPool runs it on the calling thread so that bad input fails there, as PngError.
+ * @throws PngError
  */
-export function encodePng(
+export function preparePngInput(
   rgb: Uint8Array,
   width: number,
   height: number,
-  text: Readonly<Record<string, string>> = {},
-  options: EncodePngOptions = {},
-): Buffer {
+  text: Readonly<Record<string, string>>,
+  options: EncodePngOptions,
+): CheckedPngInput {
   for (const [name, side] of [
     ['width', width],
     ['height', height],
@@ -179,22 +77,30 @@ export function encodePng(
   }
   const filter = options.filter ?? 'adaptive';
   if (filter !== 'adaptive' && !Object.hasOwn(FILTER_TYPES, filter)) throw new PngError(`unknown PNG filter ${String(filter)}`);
+  const entries = Object.entries(text);
+  for (const [keyword, value] of entries) {
+    checkKeyword(keyword);
+    if (value.includes('\0')) throw new PngError(`PNG text ${JSON.stringify(keyword)} must not contain NUL characters`);
+  }
+  return { text: entries, filter };
+}
 
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // colour type: truecolour (RGB)
-  ihdr[10] = 0; // compression: deflate
-  ihdr[11] = 0; // filter method: adaptive (per-row filter types)
-  ihdr[12] = 0; // no interlace
-
-  const textChunks = Object.entries(text).map(([keyword, value]) => itxtChunk(keyword, value));
-  const idat = deflateSync(filteredScanlines(rgb, width, height, filter), {
-    level: constants.Z_BEST_COMPRESSION,
-    memLevel: 9,
-  });
-  return Buffer.concat([SIGNATURE, pngChunk('IHDR', ihdr), ...textChunks, pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array(0))]);
+/**
+ * Encodes 8-bit RGB pixels (row-major, `[height, width, 3]`) as a PNG with one
+ * iTXt chunk per `text` entry (UTF-8, uncompressed, in the object's key order),
+ * placed right after IHDR so that readers which stop early still see them.
+ * Synchronous: about 7 ms of this thread for a 256 px image; PngEncoderPool
+ * (png-pool.ts) gives the same bytes from worker threads.
+ */
+export function encodePng(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  text: Readonly<Record<string, string>> = {},
+  options: EncodePngOptions = {},
+): Buffer {
+  const checked = preparePngInput(rgb, width, height, text, options);
+  return encodeCheckedPng(rgb, width, height, checked.text, checked.filter);
 }
 
 export interface PngChunk {
