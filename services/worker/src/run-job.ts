@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
-import { encodeGeneratedPngs, encodePng, type ModelDir } from '@pixelflow/formats';
+import { encodeGeneratedPngsWith, type ModelDir, type PngEncoderPool } from '@pixelflow/formats';
 import { sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
 import type { JobImage, JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
@@ -23,6 +23,8 @@ export interface JobRunnerDeps {
   store: ResultStore;
   model: VelocityModel;
   modelDir: ModelDir;
+  /** Encodes previews and images off the event loop, which other jobs' calls and lock renewals need. */
+  pngs: PngEncoderPool;
   log: Logger;
   metrics: WorkerMetrics;
   /** Hears each model call's work as it completes (job images x 1 call), for worker throughput. */
@@ -105,7 +107,7 @@ async function computeJob(deps: JobRunnerDeps, id: string, signal: AbortSignal, 
   log.info({ attempt: record.attempt, parameters: g }, 'job started');
 
   const result = await sampleWithSideEffects(deps, id, g, signal, stepsTotal, progress);
-  const images = await storeImages(deps.store, id, result, g, deps.modelDir);
+  const images = await storeImages(deps, id, result, g);
   const seconds = result.elapsedMs / 1000;
   if (result.modelCalls > 0 && seconds > 0) deps.metrics.stepsPerSecond.set(result.modelCalls / seconds);
   log.info({ seconds: Number(seconds.toFixed(3)), model_calls: result.modelCalls }, 'job succeeded');
@@ -140,9 +142,12 @@ async function sampleWithSideEffects(
       },
       onStage: (end) => {
         const side = end.resolution;
-        const png = encodePng(end.preview.subarray(0, side * side * 3), side, side);
+        // Encoding starts now (the pool copies the pixels at the call); storing waits its turn.
+        const encoding = deps.pngs.encode(end.preview.subarray(0, side * side * 3), side, side);
+        encoding.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const preview = { stage: end.stage, resolution: side, url: `/jobs/${id}/previews/${end.stage}` };
         sideEffects.push(async () => {
+          const png = await encoding;
           await store.put(previewKey(id, end.stage), png);
           await records.addPreview(id, preview);
           // Small previews travel inline; big ones (the XL model's 128 and 256 px stages) only by URL,
@@ -162,8 +167,9 @@ async function sampleWithSideEffects(
   }
 }
 
-async function storeImages(store: ResultStore, id: string, result: SampleResult, g: ResolvedGeneration, modelDir: ModelDir): Promise<JobImage[]> {
-  const pngs = encodeGeneratedPngs(result, g, modelDir.manifest, false);
+async function storeImages(deps: Pick<JobRunnerDeps, 'store' | 'pngs' | 'modelDir'>, id: string, result: SampleResult, g: ResolvedGeneration): Promise<JobImage[]> {
+  const { store } = deps;
+  const pngs = await encodeGeneratedPngsWith(deps.pngs, result, g, deps.modelDir.manifest, false);
   const images: JobImage[] = [];
   for (const [index, png] of pngs.entries()) {
     await store.put(imageKey(id, index), png);

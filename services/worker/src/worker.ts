@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
-import { loadModelDir } from '@pixelflow/formats';
+import { loadModelDir, PngEncoderPool } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { ExpirySweeper } from './expiry-sweeper.ts';
@@ -95,7 +95,9 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     const store = new LocalResultStore(config.RESULTS_DIR);
     const throughput = new ThroughputMeter();
     const throughputRecord = new ThroughputRecord(redis, keys);
-    const deps = { records, events: new JobEvents(redis, keys), store, model: host.model, modelDir, metrics, onImageSteps: (n: number) => throughput.worked(n) };
+    const pngs = new PngEncoderPool();
+    closers.add('PNG encoder', () => pngs.close());
+    const deps = { records, events: new JobEvents(redis, keys), store, model: host.model, modelDir, pngs, metrics, onImageSteps: (n: number) => throughput.worked(n) };
     const jobs = new JobProcessor({
       connection: redis,
       keys,
