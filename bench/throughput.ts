@@ -135,9 +135,12 @@ async function measure(model: string, label: string, concurrent: boolean, worker
   };
   const redis = new Redis(REDIS_URL);
   try {
+    // Another service on these ports (one left over, say) would answer in place of ours.
+    if (await fetch(`${base}/healthz`).then(() => true, () => false)) throw new Error(`${base} already answers: stop what listens there or pass --port`);
     start('api');
     start('worker');
     await until(async () => (await fetch(`${base}/readyz`)).ok, 'the service');
+    if (children.some((child) => child.exitCode !== null)) throw new Error('the API or the worker exited at start (see its message above)');
     await oneJob(); // warm: first allocations, first PNG, Redis scripts loaded
     const before = await (await fetch(metricsUrl)).text();
     const started = performance.now();
