@@ -26,6 +26,7 @@ import { Redis } from 'ioredis';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
+import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -42,6 +43,8 @@ const { values } = parseArgs({
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const jobs = Number(values.jobs);
 const base = `http://127.0.0.1:${values.port}`;
+// As `pnpm start` runs the worker: every CPU but one, left to the API and Redis.
+const ortThreads = process.env['ORT_THREADS'] ?? String(sharedMachineOrtThreads());
 const metricsUrl = `http://127.0.0.1:${values['metrics-port']}/metrics`;
 const request = JSON.stringify({ class: 1, num_images: 1, steps: Number(values.steps) });
 
@@ -127,6 +130,7 @@ async function measure(model: string, label: string, concurrent: boolean, worker
     QUEUE_CAP: '1000000',
     WORKER_METRICS_HOST: '127.0.0.1',
     WORKER_METRICS_PORT: values['metrics-port'],
+    ORT_THREADS: ortThreads,
     ...workerEnv,
   };
   const children: ChildProcess[] = [];
@@ -173,11 +177,11 @@ const SCALING_BATCHES = [1, 2, 4, 8, 16];
 /** ms per onnxruntime call at each stage resolution and batch size (median of a few), on this machine. */
 async function batchScaling(model: string): Promise<string[]> {
   const dir = await loadModelDir(model);
-  const session = await OnnxModel.load(dir);
+  const session = await OnnxModel.load(dir, { intraOpNumThreads: Number(ortThreads) });
   try {
     const channels = dir.manifest.architecture.in_channels;
     const lines = [
-      `\n${dir.manifest.name}: ms per model call by batch size (rows), and per row against batch 1\n`,
+      `\n${dir.manifest.name}: ms per model call by batch size (rows), and per row against batch 1 (${ortThreads} onnxruntime threads)\n`,
       `| resolution | ${SCALING_BATCHES.map((b) => `batch ${b}`).join(' | ')} |`,
       `|---|${SCALING_BATCHES.map(() => '---').join('|')}|`,
     ];
@@ -211,8 +215,10 @@ const models = values.model ?? [DEFAULT_MODEL_DIR];
 if (values.medium) models.push(await mediumModel());
 for (const model of models) {
   const name = (await loadModelDir(model)).manifest.name;
-  console.log((await batchScaling(model)).join('\n'));
-  if (values['scaling-only']) continue;
+  if (values['scaling-only']) {
+    console.log((await batchScaling(model)).join('\n'));
+    continue;
+  }
   const off = { MAX_CONCURRENT_JOBS: '1', MAX_BATCH: '1' };
   const sequentialOff = await measure(model, 'sequential, MAX_CONCURRENT_JOBS=1', false, off);
   const sequential = await measure(model, 'sequential (defaults)', false, {});
@@ -227,4 +233,6 @@ for (const model of models) {
     ),
   ];
   console.log(lines.join('\n'));
+  // After the service runs: the first child processes of a run came out slower, whatever ran first.
+  console.log((await batchScaling(model)).join('\n'));
 }

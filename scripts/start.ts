@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
+import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -17,6 +18,8 @@ import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const env: Record<string, string | undefined> = { ...process.env };
 env['RESULTS_DIR'] ??= join(REPO, 'data/results');
+// The worker shares this machine with the API and Redis: leave them a CPU (sharedMachineOrtThreads).
+env['ORT_THREADS'] ??= String(sharedMachineOrtThreads());
 // Redis to probe and the address to print, as the services will read them (their defaults
 // included), so a changed default cannot send this script elsewhere.
 let config: ApiConfig;

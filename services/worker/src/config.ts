@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
@@ -71,6 +71,16 @@ export function batchBuckets(config: Pick<WorkerConfig, 'BATCH_BUCKETS' | 'MAX_B
     return [...sizes, config.MAX_BATCH];
   }
   return [...new Set(config.BATCH_BUCKETS.split(',').map(Number))].filter((n) => n > 0).sort((a, b) => a - b);
+}
+
+/**
+ * ORT_THREADS for a worker that shares its machine with the API and Redis (`pnpm start`): every
+ * CPU but one. On the 2-core machine we measured, onnxruntime on both cores lost its lead to
+ * stragglers as soon as the API, Redis and the worker's own event loop had work during its calls:
+ * 8 concurrent jobs ran at 0.81x the sequential rate with 2 threads and 1.38x with 1 (README).
+ */
+export function sharedMachineOrtThreads(cpus: number = availableParallelism()): number {
+  return Math.max(1, cpus - 1);
 }
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
