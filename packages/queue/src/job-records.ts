@@ -185,8 +185,20 @@ export class JobRecords {
 
   /** Records a running job's progress and appends its progress event, in one transaction. */
   async reportProgress(id: string, progress: JobProgress): Promise<void> {
-    const multi = this.redis.multi().hset(this.keys.job(id), 'progress', JSON.stringify(progress));
-    execReplies(await addEvent(multi, this.keys, id, 'progress', progress).exec());
+    await this.reportProgresses(id, [progress]);
+  }
+
+  /**
+   * Several progress reports of one job, oldest first, in one transaction: the record keeps the last,
+   * the stream gets every one as its own event, and followers are woken once. A worker whose model
+   * calls come faster than Redis round trips sends what piled up meanwhile this way.
+   */
+  async reportProgresses(id: string, reports: readonly JobProgress[]): Promise<void> {
+    const last = reports.at(-1);
+    if (last === undefined) return;
+    const multi = this.redis.multi().hset(this.keys.job(id), 'progress', JSON.stringify(last));
+    for (const progress of reports.slice(0, -1)) multi.xadd(this.keys.events(id), '*', 'name', 'progress', 'data', JSON.stringify(progress));
+    execReplies(await addEvent(multi, this.keys, id, 'progress', last).exec());
   }
 
   async addPreview(id: string, preview: StagePreview): Promise<void> {

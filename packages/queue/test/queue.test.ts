@@ -137,6 +137,28 @@ describe('job events', () => {
   });
 });
 
+describe('progress reports sent together', () => {
+  it('become one event each, in order, the record keeping the last, with followers woken once', async () => {
+    const hub = new JobEventHub(subscriber.duplicate(), k);
+    await hub.start();
+    let wakes = 0;
+    const stop = hub.follow('p1', () => wakes++);
+    const reports = [1, 2, 3].map((step) => ({ stage: 0, stages: 4, step, steps_total: 8, fraction: step / 8 }));
+    await records.create({ id: 'p1', model: 'm', parameters, createdAt: new Date() });
+    await records.reportProgresses('p1', reports);
+    const stored = await events.read('p1');
+    expect(stored.map((e) => e.name)).toEqual(['progress', 'progress', 'progress']);
+    expect(stored.map((e) => e.data)).toEqual(reports);
+    expect((await records.get('p1'))?.progress).toEqual(reports[2]);
+    await expect.poll(() => wakes).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(wakes).toBe(1);
+    await records.reportProgresses('p1', []);
+    expect(await events.read('p1')).toHaveLength(3);
+    stop();
+  });
+});
+
 describe('cancel requests and worker heartbeats', () => {
   it('reach a subscriber in another connection', async () => {
     const received: string[] = [];

@@ -127,6 +127,9 @@ async function sampleWithSideEffects(
   const manifest = deps.modelDir.manifest;
   const stages = manifest.stages.length;
   const sideEffects = new Sequence();
+  // Progress reports not yet sent, in the write queued last (null once it has started or a stage
+  // event was queued after it, so that the stream keeps the order things happened in).
+  let unsent: JobProgress[] | null = null;
   try {
     const result = await sample({
       ...sampleOptionsFor(g, manifest),
@@ -138,7 +141,16 @@ async function sampleWithSideEffects(
         progress.imageSteps = done;
         const total = Math.max(step.stepsTotal ?? stepsTotal, step.stepsDone);
         const report: JobProgress = { stage: step.stage, stages, step: step.stepsDone, steps_total: total, fraction: Math.min(1, step.stepsDone / total) };
-        sideEffects.push(() => records.reportProgress(id, report));
+        if (unsent) {
+          unsent.push(report);
+          return;
+        }
+        const reports: JobProgress[] = [report];
+        unsent = reports;
+        sideEffects.push(() => {
+          if (unsent === reports) unsent = null;
+          return records.reportProgresses(id, reports);
+        });
       },
       onStage: (end) => {
         const side = end.resolution;
@@ -146,6 +158,7 @@ async function sampleWithSideEffects(
         const encoding = deps.pngs.encode(end.preview.subarray(0, side * side * 3), side, side);
         encoding.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const preview = { stage: end.stage, resolution: side, url: `/jobs/${id}/previews/${end.stage}` };
+        unsent = null;
         sideEffects.push(async () => {
           const png = await encoding;
           await store.put(previewKey(id, end.stage), png);
