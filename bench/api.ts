@@ -5,7 +5,7 @@
 //  1. POST /jobs and GET /jobs/:id: latency p50/p99 and requests/s at a fixed concurrency
 //     (autocannon; no worker runs meanwhile, so this is the API and Redis alone);
 //  2. per job, the time from POST to the `succeeded` event (SSE) against the sampler's own time for
-//     the same request in this script (same model, same threads): the service's overhead per job.
+//     the same request in this script (same model, same threads), alternately: the service's overhead per job.
 // Prints tables; the targets are in the README.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,6 +21,7 @@ import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
+import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -37,6 +38,8 @@ const connections = Number(values.connections);
 const seconds = Number(values.seconds);
 const jobs = Number(values.jobs);
 const base = `http://127.0.0.1:${values.port}`;
+// As `pnpm start` runs the worker (every CPU but one), for the worker and the sampler alone alike.
+const ortThreads = Number(process.env['ORT_THREADS'] ?? sharedMachineOrtThreads());
 const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
 const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
 const env = {
@@ -50,7 +53,7 @@ const env = {
   LOG_LEVEL: 'error',
   QUEUE_CAP: '1000000',
   WORKER_METRICS_PORT: '0',
-  ORT_THREADS: '2',
+  ORT_THREADS: String(ortThreads),
 };
 const children: ChildProcess[] = [];
 
@@ -88,29 +91,34 @@ try {
 
   // 2. Per job: POST -> succeeded over SSE, against the sampler alone.
   const dir = await loadModelDir(values.model);
-  const model = await OnnxModel.load(dir, { intraOpNumThreads: 2 });
+  const model = await OnnxModel.load(dir, { intraOpNumThreads: ortThreads });
   // The same request as the jobs below, turned into sampler options as the worker turns it.
   const generation = resolveGeneration(parseGenerationRequest(request), dir.manifest, () => request.seed);
-  const direct: number[] = [];
-  for (let i = 0; i < jobs + 1; i++) {
-    const started = performance.now();
-    await sample({ ...sampleOptionsFor(generation, dir.manifest), model });
-    if (i > 0) direct.push(performance.now() - started); // the first run warms up
-  }
-  await model.dispose();
-
   start('worker');
   await until(async () => (await fetch(`${base}/readyz`)).ok, 'the worker');
+  // Alternating, one sampler run then one job through the service: this machine's speed drifts
+  // over seconds, and each pair sees about the same, so the overhead is the median of the pairs'
+  // differences rather than a difference of medians taken minutes apart.
+  const direct: number[] = [];
   const endToEnd: number[] = [];
+  const overhead: number[] = [];
   for (let i = 0; i < jobs + 1; i++) {
-    const started = performance.now();
+    let started = performance.now();
+    await sample({ ...sampleOptionsFor(generation, dir.manifest), model });
+    const alone = performance.now() - started;
+    started = performance.now();
     const posted = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const job = (await posted.json()) as { id: string };
     if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${JSON.stringify(job)}`);
     const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
     if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
-    if (i > 0) endToEnd.push(performance.now() - started);
+    const served = performance.now() - started;
+    if (i === 0) continue; // the first pair warms up
+    direct.push(alone);
+    endToEnd.push(served);
+    overhead.push(served - alone);
   }
+  await model.dispose();
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
   console.log(`\nAPI alone (${connections} connections, ${seconds} s each, local Redis):\n`);
@@ -121,10 +129,11 @@ try {
   }
   const d = median(direct);
   const e = median(endToEnd);
-  console.log(`\nOne job end to end (${dir.manifest.name}, 1 image, 10 steps per stage, CFG ${generation.cfg_scale}; median of ${jobs}):\n`);
+  const o = median(overhead);
+  console.log(`\nOne job end to end (${dir.manifest.name}, 1 image, 10 steps per stage, CFG ${generation.cfg_scale}; medians of ${jobs} alternating pairs, ${ortThreads} onnxruntime threads):\n`);
   console.log('| sampler alone ms | POST -> succeeded ms | service overhead ms | end to end / sampler |');
   console.log('|---|---|---|---|');
-  console.log(`| ${fmt(d)} | ${fmt(e)} | ${fmt(e - d)} | ${fmt(e / d, 2)}x |`);
+  console.log(`| ${fmt(d)} | ${fmt(e)} | ${fmt(o)} | ${fmt((d + o) / d, 2)}x |`);
   api.kill('SIGTERM');
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');

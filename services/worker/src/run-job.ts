@@ -6,6 +6,7 @@ import { sample, sampleOptionsFor, type SampleResult, type VelocityModel } from 
 import type { JobImage, JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
+import { ProgressReporter } from './progress-reporter.ts';
 import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOutcome } from './job-outcome.ts';
 
 // One job, from its record to its images: take it (unless it was canceled
@@ -16,6 +17,8 @@ import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOut
 // free to renew BullMQ locks, hear cancel requests and run other jobs.
 
 const INLINE_PREVIEW_BYTES = 16 * 1024;
+/** Progress events go out in bursts at most this often (each model call still has its own event). */
+const PROGRESS_INTERVAL_MS = 25;
 
 export interface JobRunnerDeps {
   records: JobRecords;
@@ -127,9 +130,7 @@ async function sampleWithSideEffects(
   const manifest = deps.modelDir.manifest;
   const stages = manifest.stages.length;
   const sideEffects = new Sequence();
-  // Progress reports not yet sent, in the write queued last (null once it has started or a stage
-  // event was queued after it, so that the stream keeps the order things happened in).
-  let unsent: JobProgress[] | null = null;
+  const progressReports = new ProgressReporter((reports) => sideEffects.push(() => records.reportProgresses(id, reports)), PROGRESS_INTERVAL_MS);
   try {
     const result = await sample({
       ...sampleOptionsFor(g, manifest),
@@ -141,16 +142,7 @@ async function sampleWithSideEffects(
         progress.imageSteps = done;
         const total = Math.max(step.stepsTotal ?? stepsTotal, step.stepsDone);
         const report: JobProgress = { stage: step.stage, stages, step: step.stepsDone, steps_total: total, fraction: Math.min(1, step.stepsDone / total) };
-        if (unsent) {
-          unsent.push(report);
-          return;
-        }
-        const reports: JobProgress[] = [report];
-        unsent = reports;
-        sideEffects.push(() => {
-          if (unsent === reports) unsent = null;
-          return records.reportProgresses(id, reports);
-        });
+        progressReports.report(report);
       },
       onStage: (end) => {
         const side = end.resolution;
@@ -158,7 +150,7 @@ async function sampleWithSideEffects(
         const encoding = deps.pngs.encode(end.preview.subarray(0, side * side * 3), side, side);
         encoding.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const preview = { stage: end.stage, resolution: side, url: `/jobs/${id}/previews/${end.stage}` };
-        unsent = null;
+        progressReports.flush(); // the stream keeps the order: this stage's progress, then its end
         sideEffects.push(async () => {
           const png = await encoding;
           await store.put(previewKey(id, end.stage), png);
@@ -172,9 +164,11 @@ async function sampleWithSideEffects(
     }).catch((error: unknown) => {
       throw signal.aborted ? error : new SamplingFailure(error);
     });
+    progressReports.flush();
     await sideEffects.drain();
     return result;
   } catch (error) {
+    progressReports.flush();
     await sideEffects.drain().catch(() => undefined);
     throw error;
   }

@@ -88,14 +88,22 @@ export function eventRoutes(ctx: ApiContext) {
           let events: StoredEvent[];
           do {
             events = await app.jobs.events(id, cursor, READ_BATCH);
+            if (closed) return;
+            // One write for what one read found: a packet and a client wake-up per batch, not per event.
+            let text = '';
+            let final = false;
             for (const event of events) {
-              if (closed) return;
-              raw.write(format(event));
+              text += format(event);
               cursor = event.id;
               if (FINAL_EVENTS.includes(event.name)) {
-                close();
-                return;
+                final = true;
+                break;
               }
+            }
+            if (text !== '') raw.write(text);
+            if (final) {
+              close();
+              return;
             }
             if (events.length === 0 && !(await app.jobs.exists(id))) close(); // expired meanwhile
           } while (!closed && events.length === READ_BATCH);
