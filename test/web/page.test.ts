@@ -60,7 +60,8 @@ beforeAll(async () => {
   await buildWeb(webDir);
   await mkdir(OUTPUT, { recursive: true });
   // No worker yet: the page must wait for readiness first.
-  service = await startService({ env: { MODEL_DIR: DEFAULT_MODEL_DIR, WEB_DIR: webDir, ORT_THREADS: '1', SSE_HEARTBEAT_MS: '1000' } });
+  // One job at a time (MAX_CONCURRENT_JOBS=1): the page's queue position needs a job that waits.
+  service = await startService({ env: { MODEL_DIR: DEFAULT_MODEL_DIR, WEB_DIR: webDir, ORT_THREADS: '1', SSE_HEARTBEAT_MS: '1000', MAX_CONCURRENT_JOBS: '1' } });
   browser = await launchChromium();
   profile = await browser.newContext({ acceptDownloads: true, permissions: ['clipboard-read', 'clipboard-write'], viewport: { width: 1200, height: 900 } });
 });
