@@ -12,6 +12,10 @@
 //    job and images/s; one Dopri5 job; peak GPU memory; and fp16 against fp32 on the same noise.
 // 3. The PyTorch reference on the same weights, device and noise, the way the authors' demo runs it
 //    (bf16 autocast, fused attention): seconds per job, and ours / PyTorch.
+// 4. Continuous batching on one converted model (--batching, default: the fp16 one): ms per call by
+//    batch size at each stage, then --batch-jobs one-image jobs run one after another and all at
+//    once through the worker's BatchingModel (padded to 1,2,4,8,16 on CUDA), jobs/s of each, and
+//    how far the batched images are from the solo ones.
 // Results go to OUT/results.json and OUT/table.md as each part finishes, so a run cut short keeps
 // what it measured.
 
@@ -21,7 +25,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR, encodeGeneratedPngs, loadModelDir, readNpy, writeNpy, type ModelDir } from '@pixelflow/formats';
 import { OnnxModel, type OnnxProvider } from '@pixelflow/onnx';
-import { noiseShapes, sample, sampleOptionsFor, type SampleResult } from '@pixelflow/sampler';
+import { BatchingModel, noiseShapes, sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration, type ResolvedGeneration } from '@pixelflow/schemas';
 
 const { values } = parseArgs({
@@ -38,6 +42,8 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '2' },
     seed: { type: 'string', default: '42' },
     out: { type: 'string', default: 'bench-gpu-out' },
+    batching: { type: 'string' },
+    'batch-jobs': { type: 'string', default: '8' },
   },
 });
 const provider = values.provider as OnnxProvider;
@@ -123,7 +129,7 @@ function defaultJob(dir: ModelDir, numImages: number, solver: 'euler' | 'dopri5'
   return resolveGeneration(request, dir.manifest, () => seed);
 }
 
-function run(model: OnnxModel, dir: ModelDir, job: ResolvedGeneration): Promise<SampleResult> {
+function run(model: VelocityModel, dir: ModelDir, job: ResolvedGeneration): Promise<SampleResult> {
   return sample({ ...sampleOptionsFor(job, dir.manifest), model });
 }
 
@@ -285,6 +291,56 @@ async function pytorch(checkpoint: string, classLabel: number): Promise<void> {
   await save();
 }
 
+const SCALING_BATCHES = [1, 2, 4, 8, 16];
+
+async function batching(path: string): Promise<void> {
+  const dir = await loadModelDir(path);
+  const { model } = await timedLoad(dir, provider);
+  const jobs = Number(values['batch-jobs']);
+  const entry: Record<string, unknown> = { model: dir.manifest.name, dtype: dir.manifest.dtype, jobs };
+  results.batching = entry;
+  try {
+    const channels = dir.manifest.architecture.in_channels;
+    const scaling: Record<string, Record<string, number>> = {};
+    entry.ms_per_call = scaling;
+    for (const stage of dir.manifest.stages) {
+      const side = stage.resolution;
+      const row: Record<string, number> = {};
+      for (const batch of SCALING_BATCHES) {
+        const x = new Float32Array(batch * channels * side * side).fill(0.1);
+        const times: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          const started = performance.now();
+          await model.predict(x, [batch, channels, side, side], new Float32Array(batch).fill(stage.timestep_first), new BigInt64Array(batch));
+          if (i > 0) times.push(performance.now() - started); // the first meets a new shape
+        }
+        row[batch] = Number(median(times).toFixed(2));
+      }
+      scaling[side] = row;
+      log(`batching: ${side} px ${JSON.stringify(row)}`);
+      await save();
+    }
+    // As the worker runs it on CUDA: merged calls padded to warmed-up sizes.
+    const batcher = new BatchingModel(model, { maxBatch: 16, ...(provider === 'cuda' && { batchSizes: SCALING_BATCHES }) });
+    const job = (i: number): ResolvedGeneration => ({ ...defaultJob(dir, 1), seed: seed + i });
+    const solo: SampleResult[] = [];
+    let started = performance.now();
+    for (let i = 0; i < jobs; i++) solo.push(await run(model, dir, job(i)));
+    const sequentialS = (performance.now() - started) / 1000;
+    started = performance.now();
+    const merged = await Promise.all(Array.from({ length: jobs }, (_, i) => run(batcher, dir, job(i))));
+    const concurrentS = (performance.now() - started) / 1000;
+    entry.sequential_jobs_per_s = Number((jobs / sequentialS).toFixed(3));
+    entry.concurrent_jobs_per_s = Number((jobs / concurrentS).toFixed(3));
+    entry.speedup = Number((sequentialS / concurrentS).toFixed(2));
+    entry.max_abs_diff_vs_solo = Math.max(...merged.map((r, i) => maxAbsDiff(r.stageEnds.at(-1) as Float32Array, solo[i]?.stageEnds.at(-1) as Float32Array)));
+    log(`batching: ${jobs} jobs, ${entry.sequential_jobs_per_s} jobs/s one after another, ${entry.concurrent_jobs_per_s} at once (${entry.speedup}x)`);
+  } finally {
+    await model.dispose();
+    await save();
+  }
+}
+
 function tables(): string {
   const lines: string[] = [];
   const e = results.embedded as Record<string, Record<string, number> | number | boolean | string> | undefined;
@@ -347,6 +403,23 @@ function tables(): string {
       '',
     );
   }
+  const b = results.batching as { model: string; dtype: string; jobs: number; ms_per_call?: Record<string, Record<string, number>>; sequential_jobs_per_s?: number; concurrent_jobs_per_s?: number; speedup?: number; max_abs_diff_vs_solo?: number } | undefined;
+  if (b?.ms_per_call) {
+    lines.push(
+      `Batching, ${b.model} (${b.dtype}) on ${provider}: ms per model call by batch size (rows), and per row against batch 1:`,
+      '',
+      `| resolution | ${SCALING_BATCHES.map((n) => `batch ${n}`).join(' | ')} |`,
+      `|---|${SCALING_BATCHES.map(() => '---|').join('')}`,
+      ...Object.entries(b.ms_per_call).map(([side, row]) => `| ${side} px | ${SCALING_BATCHES.map((n) => `${row[n]} (${((row[n] ?? 0) / n / (row[1] ?? 1)).toFixed(2)}x)`).join(' | ')} |`),
+      '',
+    );
+  }
+  if (b?.speedup !== undefined) {
+    lines.push(
+      `${b.jobs} one-image jobs (Euler 10 steps per stage, CFG 4): ${b.sequential_jobs_per_s} jobs/s one after another, ${b.concurrent_jobs_per_s} jobs/s all at once through BatchingModel: ${b.speedup}x; max abs difference from the solo runs ${Number(b.max_abs_diff_vs_solo).toExponential(2)}`,
+      '',
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -375,6 +448,8 @@ if (values.checkpoint) {
   const classLabel = firstModel === undefined ? 985 : defaultJob(await loadModelDir(firstModel), 4).class_label;
   await part('pytorch', () => pytorch(values.checkpoint as string, classLabel));
 }
+const batchingModel = values.batching ?? values.fp16 ?? values.fp32 ?? (provider === 'cpu' ? values.embedded : undefined);
+if (batchingModel) await part('batching', () => batching(batchingModel));
 results.finished_at = new Date().toISOString();
 await save();
 process.stdout.write(tables());
