@@ -34,7 +34,9 @@ for entry in bench/gpu.ts:bench-gpu packages/cli/src/main.ts:pixelflow services/
   "$esbuild" "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --external:onnxruntime-node --banner:js="$banner" --outfile="$stage/app/${entry##*:}.mjs"
 done
-cp packages/onnx/src/onnx-session-worker.mjs "$stage/app/"
+# Thread scripts are loaded by path beside the bundle, not bundled: the onnxruntime session's, and the
+# PNG encoder's with the encoder core it imports.
+cp packages/onnx/src/onnx-session-worker.mjs packages/formats/src/png-encoder-thread.mjs packages/formats/src/png-encode.mjs "$stage/app/"
 
 echo "kit: onnxruntime-node for linux x64"
 ort=$(node -p "require('path').dirname(require.resolve('onnxruntime-node/package.json', {paths: ['packages/onnx']}))")
