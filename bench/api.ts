@@ -8,12 +8,11 @@
 //     the same request in this script (same model, same threads), alternately: the service's overhead per job.
 // Prints tables; the targets are in the README.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
@@ -22,8 +21,8 @@ import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { startService, until } from './service-processes.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
@@ -58,18 +57,11 @@ const env = {
 const children: ChildProcess[] = [];
 
 function start(name: 'api' | 'worker'): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = startService(name, env);
   children.push(child);
   return child;
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function fmt(n: number, digits = 1): string {
   return n.toFixed(digits);

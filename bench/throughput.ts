@@ -14,21 +14,20 @@
 // --medium adds a random 64 px model of a realistic width (7.5M parameters), made once with our
 // Python tools into ~/.cache/pixelflow/bench/ (needs /usr/bin/python3 with torch and onnx).
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { REPO, startService, until } from './service-processes.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
   options: {
     model: { type: 'string', multiple: true },
@@ -78,13 +77,6 @@ async function mediumModel(): Promise<string> {
   return model;
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The sum of a metric's samples over all its label sets, from Prometheus text. */
 function metric(text: string, name: string): number {
@@ -135,7 +127,7 @@ async function measure(model: string, label: string, concurrent: boolean, worker
   };
   const children: ChildProcess[] = [];
   const start = (name: 'api' | 'worker'): void => {
-    children.push(spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] }));
+    children.push(startService(name, env));
   };
   const redis = new Redis(REDIS_URL);
   try {
@@ -226,7 +218,7 @@ for (const model of models) {
   const batched = await measure(model, `${jobs} at once (defaults)`, true, {});
   const lines = [
     `\n${name}: ${jobs} one-image jobs, ${values.steps} Euler steps per stage, the model's default CFG\n`,
-    '| run | jobs/s | p50 ms | p95 ms | images per model call | model s per job | jobs/s vs sequential |',
+    '| run | jobs/s | p50 ms | p95 ms | rows per model call | model s per job | jobs/s vs sequential |',
     '|---|---|---|---|---|---|---|',
     ...[sequentialOff, sequential, unbatched, batched].map(
       (r) => `| ${r.label} | ${fmt(r.jobsPerSecond, 2)} | ${fmt(r.p50, 0)} | ${fmt(r.p95, 0)} | ${fmt(r.meanBatch, 2)} | ${fmt(r.modelSecondsPerJob, 3)} | ${fmt(r.jobsPerSecond / sequential.jobsPerSecond, 2)}x |`,
