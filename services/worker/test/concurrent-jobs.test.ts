@@ -1,20 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
-import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, publishCancel, type Keys } from '@pixelflow/queue';
+import { createHash } from 'node:crypto';
+import { publishCancel } from '@pixelflow/queue';
 import { encodeGeneratedPngs, loadModelDir } from '@pixelflow/formats';
 import { LocalResultStore, imageKey } from '@pixelflow/results';
 import { PNG } from 'pngjs';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadWorkerConfig } from '../src/config.ts';
-import { startWorker, type RunningWorker } from '../src/worker.ts';
+import type { RunningWorker } from '../src/worker.ts';
+import { openWorkerHarness, TINY, type WorkerHarness } from './support/worker-harness.ts';
 
 // Several jobs at once on one worker, their model calls merged (continuous batching), against the
 // real Redis and the committed tiny model. Each job's images are compared with the same job run
@@ -22,16 +16,7 @@ import { startWorker, type RunningWorker } from '../src/worker.ts';
 // may round differently at another batch size, so merged jobs are held to one 8-bit level on a few
 // pixels, and MAX_BATCH=1 (jobs interleave, calls are never merged) to identical bytes.
 
-const TINY = fileURLToPath(new URL('../../../test/fixtures/tiny', import.meta.url));
-const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-
-let redis: Redis;
-let k: Keys;
-let records: JobRecords;
-let events: JobEvents;
-let queue: JobQueue;
-let results: string;
-const workers: RunningWorker[] = [];
+let h: WorkerHarness;
 
 function parameters(overrides: Partial<ResolvedGeneration> = {}): ResolvedGeneration {
   return { class_label: 3, class_name: 'class 3', num_images: 1, seed: 11, cfg_scale: 4, noise_shift: 1, steps: [3, 3, 3, 3], solver: 'euler', ...overrides };
@@ -61,7 +46,7 @@ async function soloHashes(p: ResolvedGeneration): Promise<string[]> {
 
 /** How job `id`'s stored images differ from `p` run alone: the largest 8-bit difference and how many values differ. */
 async function differenceFromSolo(id: string, p: ResolvedGeneration): Promise<{ maxLevels: number; differing: number; values: number }> {
-  const store = new LocalResultStore(results);
+  const store = new LocalResultStore(h.results);
   let maxLevels = 0;
   let differing = 0;
   let values = 0;
@@ -97,33 +82,9 @@ async function expectCloseToSolo(id: string, p: ResolvedGeneration): Promise<voi
   expect(differing / values).toBeLessThan(0.01);
 }
 
-async function submit(id: string, p: ResolvedGeneration): Promise<void> {
-  await records.create({ id, model: 'tiny-random', parameters: p, createdAt: new Date() });
-  await queue.add(id);
-}
-
-async function statusOf(id: string): Promise<string | undefined> {
-  return (await records.get(id))?.status;
-}
-
-async function start(extra: Record<string, string> = {}): Promise<RunningWorker> {
-  const config = loadWorkerConfig({
-    REDIS_URL,
-    REDIS_PREFIX: k.prefix,
-    MODEL_DIR: TINY,
-    RESULTS_DIR: results,
-    ORT_THREADS: '1',
-    WORKER_METRICS_PORT: '0',
-    WORKER_METRICS_HOST: '127.0.0.1',
-    HEARTBEAT_INTERVAL_MS: '500',
-    LOG_LEVEL: 'silent',
-    MAX_CONCURRENT_JOBS: '4',
-    MAX_BATCH: '16',
-    ...extra,
-  });
-  const worker = await startWorker(config, pino({ level: 'silent' }));
-  workers.push(worker);
-  return worker;
+/** A worker taking 4 jobs at once, merging up to 16 rows per call. */
+function start(env: Record<string, string> = {}): Promise<RunningWorker> {
+  return h.startWorker({ MAX_CONCURRENT_JOBS: '4', MAX_BATCH: '16', ...env });
 }
 
 async function metricsOf(worker: RunningWorker): Promise<string> {
@@ -136,25 +97,12 @@ function sampleValue(text: string, name: string): number {
 }
 
 beforeAll(async () => {
-  redis = connectRedis(REDIS_URL, 'client', 'concurrent-jobs-test');
-  k = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
-  records = new JobRecords(redis, k);
-  events = new JobEvents(redis, k);
-  queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'concurrent-jobs-test-queue'), k);
-  results = await mkdtemp(join(tmpdir(), 'pixelflow-concurrent-'));
+  h = await openWorkerHarness('concurrent-jobs');
 });
 
-afterEach(async () => {
-  for (const worker of workers.splice(0)) await worker.stop();
-});
+afterEach(() => h.stopWorkers());
 
-afterAll(async () => {
-  await queue.close();
-  const stale = await redis.keys(`${k.prefix}:*`);
-  if (stale.length > 0) await redis.del(...stale);
-  redis.disconnect();
-  await rm(results, { recursive: true, force: true });
-});
+afterAll(() => h.close());
 
 describe('a worker running several jobs at once', () => {
   it('merges their model calls, and each job gets the images it gets alone, to within one level on a few pixels', async () => {
@@ -166,8 +114,8 @@ describe('a worker running several jobs at once', () => {
       d: parameters({ seed: 14, solver: 'dopri5', steps: [1, 1, 1, 1] }),
     };
     const worker = await start();
-    await Promise.all(Object.entries(jobs).map(([id, p]) => submit(`same-${id}`, p)));
-    for (const id of Object.keys(jobs)) await expect.poll(() => statusOf(`same-${id}`), { timeout: 30_000, interval: 50 }).toBe('succeeded');
+    await Promise.all(Object.entries(jobs).map(([id, p]) => h.submit(`same-${id}`, p)));
+    for (const id of Object.keys(jobs)) await expect.poll(() => h.statusOf(`same-${id}`), { timeout: 30_000, interval: 50 }).toBe('succeeded');
     for (const [id, p] of Object.entries(jobs)) await expectCloseToSolo(`same-${id}`, p);
     const text = await metricsOf(worker);
     // Job calls saved by merging: at least as many as one of the Euler jobs makes on its own (12);
@@ -182,28 +130,28 @@ describe('a worker running several jobs at once', () => {
     const other = parameters({ seed: 22, steps: [60, 60, 60, 60], cfg_scale: 6 });
     const short = parameters({ seed: 23 });
     await start();
-    await submit('join-long', long);
-    await submit('join-cancel', other);
-    await expect.poll(async () => (await records.get('join-long'))?.progress?.step ?? 0, { timeout: 30_000, interval: 10 }).toBeGreaterThan(5);
-    await submit('join-short', short);
-    await expect.poll(() => statusOf('join-short'), { timeout: 30_000, interval: 20 }).toBe('succeeded');
+    await h.submit('join-long', long);
+    await h.submit('join-cancel', other);
+    await expect.poll(async () => (await h.records.get('join-long'))?.progress?.step ?? 0, { timeout: 30_000, interval: 10 }).toBeGreaterThan(5);
+    await h.submit('join-short', short);
+    await expect.poll(() => h.statusOf('join-short'), { timeout: 30_000, interval: 20 }).toBe('succeeded');
     // The short job joined and finished while the long ones ran.
-    expect(await statusOf('join-long')).toBe('running');
-    expect(await records.requestCancel('join-cancel', new Date(), 3600)).toBe('running');
-    await publishCancel(redis, k, 'join-cancel');
-    await expect.poll(() => statusOf('join-cancel'), { timeout: 10_000, interval: 20 }).toBe('canceled');
-    await expect.poll(() => statusOf('join-long'), { timeout: 60_000, interval: 50 }).toBe('succeeded');
+    expect(await h.statusOf('join-long')).toBe('running');
+    expect(await h.records.requestCancel('join-cancel', new Date(), 3600)).toBe('running');
+    await publishCancel(h.redis, h.keys, 'join-cancel');
+    await expect.poll(() => h.statusOf('join-cancel'), { timeout: 10_000, interval: 20 }).toBe('canceled');
+    await expect.poll(() => h.statusOf('join-long'), { timeout: 60_000, interval: 50 }).toBe('succeeded');
     await expectCloseToSolo('join-short', short);
     await expectCloseToSolo('join-long', long);
-    expect((await events.read('join-cancel')).at(-1)?.name).toBe('canceled');
+    expect((await h.events.read('join-cancel')).at(-1)?.name).toBe('canceled');
   });
 
   it('with MAX_BATCH=1 runs jobs side by side without merging calls, each byte for byte its solo run', async () => {
     const jobs = [parameters({ seed: 41 }), parameters({ seed: 42, cfg_scale: 2 }), parameters({ seed: 43, num_images: 2, solver: 'dopri5', steps: [1, 1, 1, 1] })];
     const worker = await start({ MAX_BATCH: '1' });
-    await Promise.all(jobs.map((p, i) => submit(`exact-${i}`, p)));
-    for (const i of jobs.keys()) await expect.poll(() => statusOf(`exact-${i}`), { timeout: 30_000, interval: 50 }).toBe('succeeded');
-    for (const [i, p] of jobs.entries()) expect((await records.get(`exact-${i}`))?.images?.map((image) => image.sha256)).toEqual(await soloHashes(p));
+    await Promise.all(jobs.map((p, i) => h.submit(`exact-${i}`, p)));
+    for (const i of jobs.keys()) await expect.poll(() => h.statusOf(`exact-${i}`), { timeout: 30_000, interval: 50 }).toBe('succeeded');
+    for (const [i, p] of jobs.entries()) expect((await h.records.get(`exact-${i}`))?.images?.map((image) => image.sha256)).toEqual(await soloHashes(p));
     const text = await metricsOf(worker);
     expect(sampleValue(text, 'pixelflow_model_batch_jobs_sum')).toBe(sampleValue(text, 'pixelflow_model_batch_jobs_count'));
   });
@@ -211,18 +159,18 @@ describe('a worker running several jobs at once', () => {
   it('hands every running job back to the queue when stopping, and the next worker finishes each once', async () => {
     const ids = ['stop-a', 'stop-b', 'stop-c'];
     const worker = await start({ SHUTDOWN_GRACE_MS: '0' });
-    for (const [i, id] of ids.entries()) await submit(id, parameters({ seed: 30 + i, steps: [80, 80, 80, 80] }));
-    for (const id of ids) await expect.poll(async () => (await records.get(id))?.progress?.step ?? 0, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);
+    for (const [i, id] of ids.entries()) await h.submit(id, parameters({ seed: 30 + i, steps: [80, 80, 80, 80] }));
+    for (const id of ids) await expect.poll(async () => (await h.records.get(id))?.progress?.step ?? 0, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);
     await worker.stop();
-    const waiting = await redis.lrange(`${k.prefix}:generate:wait`, 0, -1);
+    const waiting = await h.redis.lrange(`${h.keys.prefix}:generate:wait`, 0, -1);
     expect([...waiting].sort()).toEqual(ids);
-    for (const id of ids) expect(await statusOf(id)).toBe('running');
+    for (const id of ids) expect(await h.statusOf(id)).toBe('running');
     await start();
-    for (const id of ids) await expect.poll(() => statusOf(id), { timeout: 60_000, interval: 50 }).toBe('succeeded');
+    for (const id of ids) await expect.poll(() => h.statusOf(id), { timeout: 60_000, interval: 50 }).toBe('succeeded');
     for (const id of ids) {
-      const record = await records.get(id);
+      const record = await h.records.get(id);
       expect(record?.attempt).toBe(2);
-      expect((await events.read(id)).filter((e) => ['succeeded', 'failed', 'canceled'].includes(e.name))).toHaveLength(1);
+      expect((await h.events.read(id)).filter((e) => ['succeeded', 'failed', 'canceled'].includes(e.name))).toHaveLength(1);
     }
   });
 });

@@ -1,26 +1,20 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, liveWorkers, publishCancel, type Keys } from '@pixelflow/queue';
+import { liveWorkers, publishCancel, type JobEvents, type JobQueue, type JobRecords, type Keys } from '@pixelflow/queue';
 import { LocalResultStore, resultKey } from '@pixelflow/results';
 import { readPngText } from '@pixelflow/formats';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadWorkerConfig } from '../src/config.ts';
-import { startWorker, type RunningWorker } from '../src/worker.ts';
+import type { RunningWorker } from '../src/worker.ts';
+import { openWorkerHarness, type WorkerHarness } from './support/worker-harness.ts';
 
 // The worker in this process against the real Redis and the committed tiny model: jobs put on the
 // queue the way the API puts them run to their images, report progress and previews, and stop
 // when canceled. A lock shorter than the long job proves the lock is renewed while it computes.
 
-const TINY = fileURLToPath(new URL('../../../test/fixtures/tiny', import.meta.url));
-const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const LOCK_MS = 1000;
 
+let h: WorkerHarness;
 let redis: Redis;
 let k: Keys;
 let records: JobRecords;
@@ -33,42 +27,17 @@ function parameters(overrides: Partial<ResolvedGeneration> = {}): ResolvedGenera
   return { class_label: 3, class_name: 'class 3', num_images: 2, seed: 11, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler', ...overrides };
 }
 
-async function submit(id: string, p: ResolvedGeneration): Promise<void> {
-  await records.create({ id, model: 'tiny-random', parameters: p, createdAt: new Date() });
-  await queue.add(id);
+function submit(id: string, p: ResolvedGeneration): Promise<void> {
+  return h.submit(id, p);
 }
 
 beforeAll(async () => {
-  redis = connectRedis(REDIS_URL, 'client', 'worker-test');
-  k = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
-  records = new JobRecords(redis, k);
-  events = new JobEvents(redis, k);
-  queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'worker-test-queue'), k);
-  results = await mkdtemp(join(tmpdir(), 'pixelflow-worker-'));
-  const config = loadWorkerConfig({
-    REDIS_URL,
-    REDIS_PREFIX: k.prefix,
-    MODEL_DIR: TINY,
-    RESULTS_DIR: results,
-    ORT_THREADS: '1',
-    WORKER_METRICS_PORT: '0',
-    WORKER_METRICS_HOST: '127.0.0.1',
-    LOCK_DURATION_MS: String(LOCK_MS),
-    STALLED_INTERVAL_MS: '500',
-    HEARTBEAT_INTERVAL_MS: '500',
-    LOG_LEVEL: 'silent',
-  });
-  worker = await startWorker(config, pino({ level: 'silent' }));
+  h = await openWorkerHarness('worker');
+  ({ redis, keys: k, records, events, queue, results } = h);
+  worker = await h.startWorker({ LOCK_DURATION_MS: String(LOCK_MS), STALLED_INTERVAL_MS: '500' });
 });
 
-afterAll(async () => {
-  await worker.stop();
-  await queue.close();
-  const stale = await redis.keys(`${k.prefix}:*`);
-  if (stale.length > 0) await redis.del(...stale);
-  redis.disconnect();
-  await rm(results, { recursive: true, force: true });
-});
+afterAll(() => h.close());
 
 describe('the worker', () => {
   it('announces itself ready with its model', async () => {

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, type Keys } from '@pixelflow/queue';
+import type { ResolvedGeneration } from '@pixelflow/schemas';
+import { pino } from 'pino';
+import { loadWorkerConfig } from '../../src/config.ts';
+import { startWorker, type RunningWorker } from '../../src/worker.ts';
+
+// Workers in the test process against the real Redis, under a key prefix of their own, with the
+// committed tiny model: what the worker tests share. Jobs go in the way the API puts them in.
+
+export const TINY = fileURLToPath(new URL('../../../../test/fixtures/tiny', import.meta.url));
+export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+export interface WorkerHarness {
+  redis: Redis;
+  keys: Keys;
+  records: JobRecords;
+  events: JobEvents;
+  queue: JobQueue;
+  /** The workers' RESULTS_DIR. */
+  results: string;
+  /** Records and queues job `id` with parameters `p`. */
+  submit(id: string, p: ResolvedGeneration): Promise<void>;
+  statusOf(id: string): Promise<string | undefined>;
+  /** Starts a worker on this prefix and folder; `env` overrides the test defaults. */
+  startWorker(env?: Record<string, string>): Promise<RunningWorker>;
+  /** Stops the workers it started that are still running. */
+  stopWorkers(): Promise<void>;
+  /** Stops the workers, deletes every key of the prefix and the results folder. */
+  close(): Promise<void>;
+}
+
+export async function openWorkerHarness(name: string): Promise<WorkerHarness> {
+  const redis = connectRedis(REDIS_URL, 'client', `${name}-test`);
+  const keys = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+  const records = new JobRecords(redis, keys);
+  const queue = new JobQueue(connectRedis(REDIS_URL, 'worker', `${name}-test-queue`), keys);
+  const results = await mkdtemp(join(tmpdir(), `pixelflow-${name}-`));
+  const workers: RunningWorker[] = [];
+  const stopWorkers = async (): Promise<void> => {
+    for (const worker of workers.splice(0)) await worker.stop();
+  };
+  return {
+    redis,
+    keys,
+    records,
+    events: new JobEvents(redis, keys),
+    queue,
+    results,
+    async submit(id, p) {
+      await records.create({ id, model: 'tiny-random', parameters: p, createdAt: new Date() });
+      await queue.add(id);
+    },
+    async statusOf(id) {
+      return (await records.get(id))?.status;
+    },
+    async startWorker(env = {}) {
+      const config = loadWorkerConfig({
+        REDIS_URL,
+        REDIS_PREFIX: keys.prefix,
+        MODEL_DIR: TINY,
+        RESULTS_DIR: results,
+        ORT_THREADS: '1',
+        WORKER_METRICS_PORT: '0',
+        WORKER_METRICS_HOST: '127.0.0.1',
+        HEARTBEAT_INTERVAL_MS: '500',
+        LOG_LEVEL: 'silent',
+        ...env,
+      });
+      const worker = await startWorker(config, pino({ level: 'silent' }));
+      workers.push(worker);
+      return worker;
+    },
+    stopWorkers,
+    async close() {
+      await stopWorkers();
+      await queue.close();
+      const stale = await redis.keys(`${keys.prefix}:*`);
+      if (stale.length > 0) await redis.del(...stale);
+      redis.disconnect();
+      await rm(results, { recursive: true, force: true });
+    },
+  };
+}
