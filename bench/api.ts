@@ -21,7 +21,7 @@ import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { startService, until } from './service-processes.ts';
+import { benchServiceEnv, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +41,7 @@ const base = `http://127.0.0.1:${values.port}`;
 const ortThreads = Number(process.env['ORT_THREADS'] ?? sharedMachineOrtThreads());
 const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
 const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
-const env = {
-  ...process.env,
-  REDIS_URL,
-  REDIS_PREFIX: prefix,
-  MODEL_DIR: values.model,
-  RESULTS_DIR: results,
-  HOST: '127.0.0.1',
-  PORT: values.port,
-  LOG_LEVEL: 'error',
-  QUEUE_CAP: '1000000',
-  WORKER_METRICS_PORT: '0',
-  ORT_THREADS: String(ortThreads),
-};
+const env = benchServiceEnv({ redisUrl: REDIS_URL, prefix, model: values.model, results, port: values.port, metricsPort: '0', ortThreads: String(ortThreads) });
 const children: ChildProcess[] = [];
 
 function start(name: 'api' | 'worker'): ChildProcess {

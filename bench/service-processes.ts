@@ -7,6 +7,34 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
 
+export interface BenchServiceOptions {
+  redisUrl: string;
+  prefix: string;
+  model: string;
+  results: string;
+  port: string;
+  metricsPort: string;
+  ortThreads: string;
+}
+
+/** The services' environment for a benchmark: its own key prefix and folder, quiet logs, no queue cap. */
+export function benchServiceEnv(o: BenchServiceOptions): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    REDIS_URL: o.redisUrl,
+    REDIS_PREFIX: o.prefix,
+    MODEL_DIR: o.model,
+    RESULTS_DIR: o.results,
+    HOST: '127.0.0.1',
+    PORT: o.port,
+    LOG_LEVEL: 'error',
+    QUEUE_CAP: '1000000',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    WORKER_METRICS_PORT: o.metricsPort,
+    ORT_THREADS: o.ortThreads,
+  };
+}
+
 /** Starts `services/<name>` with `env`; its output goes to this process's. */
 export function startService(name: 'api' | 'worker', env: NodeJS.ProcessEnv): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });

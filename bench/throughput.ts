@@ -26,7 +26,7 @@ import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { REPO, startService, until } from './service-processes.ts';
+import { benchServiceEnv, REPO, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -110,21 +110,7 @@ async function oneJob(): Promise<number> {
 async function measure(model: string, label: string, concurrent: boolean, workerEnv: Record<string, string>): Promise<RunResult> {
   const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
   const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
-  const env = {
-    ...process.env,
-    REDIS_URL,
-    REDIS_PREFIX: prefix,
-    MODEL_DIR: model,
-    RESULTS_DIR: results,
-    HOST: '127.0.0.1',
-    PORT: values.port,
-    LOG_LEVEL: 'error',
-    QUEUE_CAP: '1000000',
-    WORKER_METRICS_HOST: '127.0.0.1',
-    WORKER_METRICS_PORT: values['metrics-port'],
-    ORT_THREADS: ortThreads,
-    ...workerEnv,
-  };
+  const env = { ...benchServiceEnv({ redisUrl: REDIS_URL, prefix, model, results, port: values.port, metricsPort: values['metrics-port'], ortThreads }), ...workerEnv };
   const children: ChildProcess[] = [];
   const start = (name: 'api' | 'worker'): void => {
     children.push(startService(name, env));
