@@ -13,6 +13,7 @@ import { openWorkerHarness, type WorkerHarness } from './support/worker-harness.
 // when canceled. A lock shorter than the long job proves the lock is renewed while it computes.
 
 const LOCK_MS = 1000;
+const STALLED_MS = 500;
 
 let h: WorkerHarness;
 let redis: Redis;
@@ -34,7 +35,7 @@ function submit(id: string, p: ResolvedGeneration): Promise<void> {
 beforeAll(async () => {
   h = await openWorkerHarness('worker');
   ({ redis, keys: k, records, events, queue, results } = h);
-  worker = await h.startWorker({ LOCK_DURATION_MS: String(LOCK_MS), STALLED_INTERVAL_MS: '500' });
+  worker = await h.startWorker({ LOCK_DURATION_MS: String(LOCK_MS), STALLED_INTERVAL_MS: String(STALLED_MS) });
 });
 
 afterAll(() => h.close());
@@ -67,12 +68,13 @@ describe('the worker', () => {
   });
 
   it('keeps the lock of a job that runs longer than the lock duration (no stall, no second attempt)', async () => {
-    // 8 images x 4 stages x 100 steps with CFG on the tiny model: a few seconds here, several 1 s locks.
+    // 8 images x 4 stages x 100 steps with CFG on the tiny model: about two seconds here.
     await submit('long1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
     await expect.poll(async () => (await records.get('long1'))?.status, { timeout: 60_000, interval: 100 }).toBe('succeeded');
     const record = await records.get('long1');
     const ranMs = (record?.finishedAt?.getTime() ?? 0) - (record?.startedAt?.getTime() ?? 0);
-    expect(ranMs).toBeGreaterThan(2 * LOCK_MS);
+    // Longer than a lock plus a stalled check: without renewal, its lock would have expired mid-job.
+    expect(ranMs).toBeGreaterThan(LOCK_MS + STALLED_MS);
     // A lost lock would have made BullMQ's stalled check (every 500 ms) start it again.
     expect(record?.attempt).toBe(1);
     expect((await events.read('long1')).filter((e) => e.name === 'started')).toHaveLength(1);
