@@ -216,7 +216,7 @@ export class BatchingModel implements VelocityModel {
     if (leader.passedOver < this.maxPassOvers) {
       for (const request of this.queue) if (request.imageSize < leader.imageSize) leader = request;
     }
-    const rowLimit = Math.min(this.maxBatch, Math.floor(this.maxPixels / (leader.shape[2] * leader.shape[3])));
+    const rowLimit = this.rowLimit(leader);
     const batch: PendingRequest[] = [leader];
     const waiting: PendingRequest[] = [];
     let images = leader.shape[0];
@@ -234,20 +234,27 @@ export class BatchingModel implements VelocityModel {
     return batch;
   }
 
-  private paddedSize(images: number): number {
-    return this.batchSizes?.find((size) => size >= images) ?? images;
+  /** Rows a call of `request`'s shape may hold: maxBatch, and maxPixels at its resolution. */
+  private rowLimit(request: PendingRequest): number {
+    return Math.min(this.maxBatch, Math.floor(this.maxPixels / (request.shape[2] * request.shape[3])));
+  }
+
+  /** The smallest bucket that holds `images` within the call's row limit; `images` when none does. */
+  private paddedSize(images: number, rowLimit: number): number {
+    return this.batchSizes?.find((size) => size >= images && size <= Math.max(rowLimit, images)) ?? images;
   }
 
   private async run(requests: PendingRequest[]): Promise<void> {
     const first = requests[0] as PendingRequest;
     const images = requests.reduce((n, request) => n + request.shape[0], 0);
-    const padded = this.paddedSize(images);
+    const padded = this.paddedSize(images, this.rowLimit(first));
     // Alone and unpadded, the caller's arrays go through as they are and the answer comes back as is.
     const passThrough = requests.length === 1 && padded === images;
-    const call = passThrough ? first : concatenate(requests, padded);
     const started = performance.now();
     let seconds: number;
     try {
+      // Inside the try: a failure to build the call (memory) answers its requests too.
+      const call = passThrough ? first : concatenate(requests, padded);
       const velocity = await this.inner.predict(call.x, call.shape, call.timestep, call.classLabels);
       seconds = (performance.now() - started) / 1000;
       if (passThrough) {
@@ -268,7 +275,11 @@ export class BatchingModel implements VelocityModel {
       return;
     }
     const [, channels, resolution] = first.shape;
-    // Outside the try: the requests are answered, and a failing metrics callback should be loud.
-    this.onBatch?.({ resolution, channels, images, padded, requests: requests.length, seconds });
+    try {
+      this.onBatch?.({ resolution, channels, images, padded, requests: requests.length, seconds });
+    } catch (error) {
+      // The requests are answered; a failing metrics callback must not stop the batcher (nor the process).
+      process.emitWarning(`BatchingModel: onBatch failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 }

@@ -210,6 +210,21 @@ describe('BatchingModel', () => {
     rest.forEach((r, i) => expect(results[i + 1]).toEqual(r.expected));
   });
 
+  it('pads only to buckets within the call\'s row limit, otherwise runs the call as it is', async () => {
+    const inner = new PerImageModel();
+    const { model, batches } = batcher(inner, { maxBatch: 16, maxPixels: 8 * 8 * 8, batchSizes: [1, 2, 4, 16] });
+    const release = inner.hold();
+    const first = send(model, request(1, 1, 8));
+    await nextMacrotask();
+    // 5 rows of 8 px: the next bucket (16) is over the 8-row limit at 8 px, so no padding.
+    const rest = [request(2, 2, 8), request(3, 3, 8)];
+    const answers = rest.map((r) => send(model, r));
+    release();
+    const results = await Promise.all([first, ...answers]);
+    expect(batches.map((b) => [b.images, b.padded])).toEqual([[1, 1], [5, 5]]);
+    rest.forEach((r, i) => expect(results[i + 1]).toEqual(r.expected));
+  });
+
   it('pads each call to the smallest bucket that holds it, with copies of the last image, and drops their rows', async () => {
     const inner = new PerImageModel();
     const { model, batches } = batcher(inner, { maxBatch: 16, batchSizes: [8, 1, 4, 2, 4] });

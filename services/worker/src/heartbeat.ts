@@ -39,13 +39,21 @@ export class Heartbeat {
     await this.beat();
   }
 
-  /** Sends one now (after a state change); a failure is logged, the next beat tries again. */
+  /**
+   * Sends one now (after a state change); a failure is logged, the next beat tries again. Waits at
+   * most one interval: the worker's connection retries forever while Redis is away, and neither
+   * start-up nor shutdown may hang on a heartbeat.
+   */
   async beat(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from Redis within ${this.intervalMs} ms`)), this.intervalMs)));
     try {
       // Three intervals: one late beat does not make the worker look gone.
-      await sendHeartbeat(this.redis, this.keys, this.message(), (this.intervalMs * 3) / 1000);
+      await Promise.race([sendHeartbeat(this.redis, this.keys, this.message(), (this.intervalMs * 3) / 1000), late]);
     } catch (error) {
       this.log.warn({ err: error }, 'heartbeat failed');
+    } finally {
+      clearTimeout(timer);
     }
   }
 

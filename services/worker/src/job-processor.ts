@@ -110,7 +110,8 @@ export class JobProcessor {
         return { kind: 'ended', ending: { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } }, startedAt: new Date(), work: { imageSteps: 0 } };
       });
     } finally {
-      this.running.delete(jobId);
+      // The same job taken again while this run unwound (its lock was lost) has its own controller now.
+      if (this.running.get(jobId) === controller) this.running.delete(jobId);
       this.options.onRunning?.(this.running.size);
       this.options.throughput.jobEnded();
     }
