@@ -19,14 +19,9 @@ export type JobOutcome =
   /** The record is gone or already ended (canceled while queued, say): nothing ran. */
   | { kind: 'skipped'; status: JobStatus | null }
   /** The job ran (or was canceled before its first step) and ends so. */
-  | { kind: 'ended'; ending: JobEnding; startedAt: Date; work: JobWorkDone }
+  | { kind: 'ended'; ending: JobEnding; /** When this worker started it; absent when it could not. */ startedAt?: Date }
   /** The job stopped part-way and is not this worker's to end. */
-  | { kind: 'let-go'; reason: typeof ABORT_SHUTDOWN | typeof ABORT_LOCK_LOST; work: JobWorkDone };
-
-/** What a run computed, for throughput: image x model-call units (the ETA's unit), and the time it took. */
-export interface JobWorkDone {
-  imageSteps: number;
-}
+  | { kind: 'let-go'; reason: typeof ABORT_SHUTDOWN | typeof ABORT_LOCK_LOST };
 
 /** First line of an error's message: what records, events and logs keep. */
 export function errorLine(error: unknown): string {

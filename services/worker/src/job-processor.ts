@@ -107,7 +107,7 @@ export class JobProcessor {
       outcome = await this.options.run(jobId, controller.signal, log).catch((error: unknown): JobOutcome => {
         // Not even taken (Redis away at the start): fail it if it is ours, as the record may say running.
         log.error({ err: error }, 'job could not be started');
-        return { kind: 'ended', ending: { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } }, startedAt: new Date(), work: { imageSteps: 0 } };
+        return { kind: 'ended', ending: { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } } };
       });
     } finally {
       // The same job taken again while this run unwound (its lock was lost) has its own controller now.

@@ -72,21 +72,21 @@ export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSigna
   const progress = { imageSteps: 0 };
   try {
     const ending = await computeJob(deps, id, signal, startedAt, progress);
-    return { kind: 'ended', ending, startedAt, work: { ...progress } };
+    return { kind: 'ended', ending, startedAt };
   } catch (error) {
     const reason: unknown = signal.reason;
     if (signal.aborted && (reason === ABORT_SHUTDOWN || reason === ABORT_LOCK_LOST)) {
       log.warn({ reason, image_steps_done: progress.imageSteps }, reason === ABORT_SHUTDOWN ? 'worker stopping: handing the job back to the queue' : 'lost the job\'s lock: letting it go');
-      return { kind: 'let-go', reason, work: { ...progress } };
+      return { kind: 'let-go', reason };
     }
     if (signal.aborted) {
       log.info({ image_steps_done: progress.imageSteps }, 'job canceled while running');
-      return { kind: 'ended', ending: { status: 'canceled' }, startedAt, work: { ...progress } };
+      return { kind: 'ended', ending: { status: 'canceled' }, startedAt };
     }
     const sampling = error instanceof SamplingFailure;
     log.error({ err: sampling ? error.cause : error }, sampling ? 'job failed' : 'job failed outside the sampler');
     const ending: JobEnding = { status: 'failed', error: { type: sampling ? 'sampling_failed' : 'worker_error', message: errorLine(sampling ? error.cause : error) } };
-    return { kind: 'ended', ending, startedAt, work: { ...progress } };
+    return { kind: 'ended', ending, startedAt };
   }
 }
 
