@@ -53,7 +53,8 @@ interface EncoderThread {
  *   so does the copy, to be reused for a later one.
  * - Idle threads are unref'd: a pool never keeps a process alive, though pending encodes do.
  * - A thread that dies rejects the encode it was running (PngError) and is replaced by a new one
- *   for the next request; the pool stays open.
+ *   for the next request; the pool stays open. An encode that cannot be sent to a thread
+ *   (postMessage throws) rejects the same way, and the thread takes the next one.
  * - `close()` terminates the threads and rejects pending and later encodes.
  */
 export class PngEncoderPool {
@@ -153,9 +154,17 @@ export class PngEncoderPool {
         }
       }
       const job = this.queue.shift() as Job;
+      try {
+        // Throws (DataCloneError, TypeError) for a request it cannot clone or transfer, before
+        // anything reaches the thread: only this encode fails; the thread stays idle for the next.
+        thread.worker.postMessage(job.request, [job.request.rgb]);
+      } catch (error) {
+        job.reject(new PngError(`could not send the image to the PNG encoder thread: ${(error as Error).message}`));
+        if (thread.job === null) thread.worker.unref(); // a thread just started for it is ref'd
+        continue;
+      }
       thread.job = job;
       thread.worker.ref();
-      thread.worker.postMessage(job.request, [job.request.rgb]);
     }
   }
 

@@ -36,6 +36,11 @@ function threadsOf(pool: PngEncoderPool): { worker: Worker }[] {
   return (pool as unknown as { threads: { worker: Worker }[] }).threads;
 }
 
+/** The pool's waiting encodes and spare pixel buffers, TS-private: only for spoiling a request. */
+function internalsOf(pool: PngEncoderPool): { queue: { request: { rgb: ArrayBufferLike } }[]; spares: Map<number, ArrayBufferLike[]> } {
+  return pool as unknown as ReturnType<typeof internalsOf>;
+}
+
 const FILTERS: PngFilter[] = ['none', 'sub', 'up', 'average', 'paeth', 'adaptive'];
 const TEXTS: Record<string, string>[] = [
   {},
@@ -158,6 +163,41 @@ describe('PngEncoderPool', () => {
     expect((await next).equals(encodePng(small, 32, 32, { after: 'crash' }))).toBe(true);
     expect(threadsOf(pool)).toHaveLength(1);
     expect(threadsOf(pool)[0]).not.toBe(thread);
+  });
+
+  it('rejects an encode that cannot be sent to its idle thread (postMessage throws), and the thread takes the next one', async () => {
+    const pool = newPool();
+    const rgb = image(32, 32, 12);
+    await pool.encode(rgb, 32, 32); // starts the thread, and keeps its pixel buffer as a spare
+    const [thread] = threadsOf(pool);
+    // The next copy lands in a buffer postMessage cannot transfer (a shared one): it throws.
+    internalsOf(pool).spares.set(rgb.length, [new SharedArrayBuffer(rgb.length)]);
+    const error = await pool.encode(rgb, 32, 32).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(PngError);
+    expect((error as PngError).message).toMatch(/^could not send the image to the PNG encoder thread: /);
+    expect(pool.pending).toBe(0);
+    expect((await pool.encode(rgb, 32, 32, { after: 'throw' })).equals(encodePng(rgb, 32, 32, { after: 'throw' }))).toBe(true);
+    expect(threadsOf(pool)).toEqual([thread]);
+  });
+
+  it('rejects a waiting encode that cannot be sent when its turn comes, and goes on with the queue', async () => {
+    const pool = newPool();
+    const first = image(256, 256, 13);
+    const last = image(24, 24, 14);
+    const running = pool.encode(first, 256, 256);
+    const spoiled = pool.encode(image(16, 16, 15), 16, 16).catch((error: unknown) => error);
+    const next = pool.encode(last, 24, 24, { after: 'throw' });
+    // Sent when the running encode answers (from the thread's message handler, where a throw
+    // would be uncaught): its pixels are now a buffer postMessage cannot transfer.
+    const [waiting] = internalsOf(pool).queue;
+    waiting!.request.rgb = new SharedArrayBuffer(16 * 16 * 3);
+    expect((await running).equals(encodePng(first, 256, 256))).toBe(true);
+    const error = await spoiled;
+    expect(error).toBeInstanceOf(PngError);
+    expect((error as PngError).message).toMatch(/^could not send the image to the PNG encoder thread: /);
+    expect((await next).equals(encodePng(last, 24, 24, { after: 'throw' }))).toBe(true);
+    expect(pool.pending).toBe(0);
+    expect(threadsOf(pool)).toHaveLength(1);
   });
 
   it('close() rejects pending encodes and later ones, and is idempotent', async () => {
