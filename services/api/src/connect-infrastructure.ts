@@ -14,6 +14,8 @@ import type { ApiInfrastructure } from './infrastructure.ts';
 const REDIS_GRACE_MS = 2000;
 /** Errors kept until a log exists (each connection reports at most one a minute). */
 const HELD_ERRORS = 10;
+/** How long shutdown waits for Redis to answer its goodbyes before it drops the connections. */
+export const QUIT_REDIS_MS = 2000;
 
 export interface ConnectedInfrastructure extends ApiInfrastructure {
   /** Sends connection errors to `log` from now on, and those that came before it. */
@@ -41,13 +43,32 @@ class HeldErrors {
   }
 }
 
-async function quitAll(queue: JobQueue, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {
-  // A connection that never reached Redis would wait forever to quit politely.
-  if (bullConnection?.status === 'ready') await queue.close().catch(() => undefined);
-  for (const connection of connections) {
-    if (connection.status === 'ready') await connection.quit().catch(() => undefined);
-    else connection.disconnect();
+/** `promise`, or a rejection once `deadline` (epoch ms) has passed. */
+async function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('Redis did not answer in time')), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+async function quitAll(queue: JobQueue, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {
+  // Closing politely waits for Redis to answer, which a Redis that stopped answering without closing
+  // the socket (hung, or cut off by the network) never does: shutdown gives it QUIT_REDIS_MS in all,
+  // then drops the connections. A connection that is not up right now is dropped at once.
+  const deadline = Date.now() + QUIT_REDIS_MS;
+  if (bullConnection.status === 'ready') await until(queue.close(), deadline).catch(() => undefined);
+  await Promise.all(
+    connections.map(async (connection) => {
+      if (connection.status === 'ready') await until(connection.quit(), deadline).catch(() => undefined);
+      // After a quit this changes nothing; after a timeout it ends the socket and any reconnecting.
+      connection.disconnect();
+    }),
+  );
 }
 
 /** Resolves when Redis answers or after the grace period, whichever comes first: the API also starts without it. */
