@@ -62,13 +62,22 @@ async function quitAll(queue: JobQueue, bullConnection: Redis, connections: read
   // then drops the connections. A connection that is not up right now is dropped at once.
   const deadline = Date.now() + QUIT_REDIS_MS;
   if (bullConnection.status === 'ready') await until(queue.close(), deadline).catch(() => undefined);
-  await Promise.all(
-    connections.map(async (connection) => {
-      if (connection.status === 'ready') await until(connection.quit(), deadline).catch(() => undefined);
-      // After a quit this changes nothing; after a timeout it ends the socket and any reconnecting.
-      connection.disconnect();
-    }),
-  );
+  await Promise.all(connections.map((connection) => quit(connection, deadline)));
+}
+
+/** QUIT, resolving once the connection has ended; past `deadline`, or when it is not up, disconnect. */
+async function quit(connection: Redis, deadline: number): Promise<void> {
+  if (connection.status === 'ready') {
+    const ended = new Promise((resolve) => connection.once('end', resolve));
+    try {
+      await until(connection.quit().then(() => ended), deadline);
+      return;
+    } catch {
+      // No answer in time: drop it below.
+    }
+  }
+  // Ends the socket (ioredis destroys it if the peer never acknowledges) and any reconnecting.
+  connection.disconnect();
 }
 
 /** Resolves when Redis answers or after the grace period, whichever comes first: the API also starts without it. */
