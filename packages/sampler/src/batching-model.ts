@@ -6,6 +6,8 @@ import type { Shape4, VelocityModel } from './model.ts';
 // different steps, guidance scales, solvers and step counts can share a call. One inner call runs
 // at a time (the session serializes anyway), and the calls that arrive meanwhile are what the next
 // one is built from: a job joins at its next call and a finished or canceled job simply stops calling.
+// A canceled job's call that still waits is withdrawn (predict's signal, or a view from withSignal):
+// it would cost a whole row of a call whose answer nobody reads.
 
 /** What one inner call did, for metrics. */
 export interface BatchInfo {
@@ -63,6 +65,9 @@ interface PendingRequest {
   classLabels: BigInt64Array;
   resolve: (velocity: Float32Array) => void;
   reject: (error: unknown) => void;
+  /** The caller's, when it gave one; `withdraw` listens to it while the request waits. */
+  signal: AbortSignal | undefined;
+  withdraw: (() => void) | undefined;
 }
 
 const DEFAULT_MAX_PASS_OVERS = 4;
@@ -105,6 +110,11 @@ function checkRequest(x: Float32Array, shape: Shape4, timestep: Float32Array, cl
   if (classLabels.length !== batch) fail(`classLabels has ${classLabels.length} values for a batch of ${batch}`);
 }
 
+/** What a request whose caller aborted rejects with; the caller's reason is its cause. */
+function abortError(signal: AbortSignal, when: string): DOMException {
+  return new DOMException(`BatchingModel.predict: aborted by its caller ${when}`, { name: 'AbortError', cause: signal.reason });
+}
+
 /** The requests of one inner call, end to end in arrival order, then copies of the last image. */
 function concatenate(requests: readonly PendingRequest[], padded: number) {
   const [, channels, height, width] = (requests[0] as PendingRequest).shape;
@@ -130,6 +140,12 @@ function concatenate(requests: readonly PendingRequest[], padded: number) {
   return { x, shape, timestep, classLabels };
 }
 
+/** Resolves a dispatched request with its rows, unless its caller aborted meanwhile: then nobody wants them. */
+function answer(request: PendingRequest, rows: () => Float32Array): void {
+  if (request.signal?.aborted) request.reject(abortError(request.signal, 'while its call ran'));
+  else request.resolve(rows());
+}
+
 /**
  * A VelocityModel that merges concurrent calls into calls of `inner`.
  *
@@ -139,6 +155,11 @@ function concatenate(requests: readonly PendingRequest[], padded: number) {
  *
  * Inputs are read when their call is dispatched, so a caller leaves them untouched until its
  * promise settles (the sampler does). Each caller gets a fresh velocity array of its own.
+ *
+ * A request whose `signal` aborts while it waits leaves the queue and rejects with an AbortError at
+ * once, never reaching the inner model; once dispatched, its call runs to the end for the others in
+ * it, and its own rows are dropped (it rejects the same way). The sampler calls VelocityModel's
+ * four-argument predict, so a job hands it `withSignal(signal)`, which passes the signal along.
  */
 export class BatchingModel implements VelocityModel {
   readonly maxBatch: number;
@@ -167,17 +188,31 @@ export class BatchingModel implements VelocityModel {
     return this.queue.length;
   }
 
-  predict(x: Float32Array, shape: Shape4, timestep: Float32Array, classLabels: BigInt64Array): Promise<Float32Array> {
+  predict(x: Float32Array, shape: Shape4, timestep: Float32Array, classLabels: BigInt64Array, signal?: AbortSignal): Promise<Float32Array> {
     try {
       checkRequest(x, shape, timestep, classLabels);
     } catch (error) {
       return Promise.reject(error as Error);
     }
+    if (signal?.aborted) return Promise.reject(abortError(signal, 'before the call'));
     return new Promise<Float32Array>((resolve, reject) => {
       const key = `${shape[1]},${shape[2]},${shape[3]}`;
-      this.queue.push({ key, imageSize: shape[1] * shape[2] * shape[3], passedOver: 0, x, shape, timestep, classLabels, resolve, reject });
+      const request: PendingRequest = { key, imageSize: shape[1] * shape[2] * shape[3], passedOver: 0, x, shape, timestep, classLabels, resolve, reject, signal, withdraw: undefined };
+      if (signal) {
+        request.withdraw = () => {
+          this.queue = this.queue.filter((waiting) => waiting !== request);
+          reject(abortError(signal, 'while its call waited'));
+        };
+        signal.addEventListener('abort', request.withdraw, { once: true });
+      }
+      this.queue.push(request);
       this.scheduleDispatch();
     });
+  }
+
+  /** This model for one caller (a job): every call passes `signal`, so an abort withdraws its waiting call. */
+  withSignal(signal: AbortSignal): VelocityModel {
+    return { predict: (x, shape, timestep, classLabels) => this.predict(x, shape, timestep, classLabels, signal) };
   }
 
   /**
@@ -231,6 +266,8 @@ export class BatchingModel implements VelocityModel {
       }
     }
     this.queue = waiting;
+    // Dispatched: an abort now only drops the request's rows when the call returns (run).
+    for (const request of batch) if (request.withdraw) request.signal?.removeEventListener('abort', request.withdraw);
     return batch;
   }
 
@@ -258,7 +295,7 @@ export class BatchingModel implements VelocityModel {
       const velocity = await this.inner.predict(call.x, call.shape, call.timestep, call.classLabels);
       seconds = (performance.now() - started) / 1000;
       if (passThrough) {
-        first.resolve(velocity);
+        answer(first, () => velocity);
       } else {
         if (velocity.length % padded !== 0) {
           throw new RangeError(`BatchingModel: the inner model returned ${velocity.length} values for a batch of ${padded}`);
@@ -266,7 +303,8 @@ export class BatchingModel implements VelocityModel {
         const perImage = velocity.length / padded;
         let row = 0;
         for (const request of requests) {
-          request.resolve(velocity.slice(row * perImage, (row + request.shape[0]) * perImage));
+          const start = row * perImage;
+          answer(request, () => velocity.slice(start, start + request.shape[0] * perImage));
           row += request.shape[0];
         }
       }

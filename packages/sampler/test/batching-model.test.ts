@@ -274,6 +274,57 @@ describe('BatchingModel', () => {
     expect(batches.map((b) => b.requests)).toEqual([1, 1]); // only calls that succeeded are reported
   });
 
+  it('withdraws a waiting request whose caller aborts: it rejects at once and never reaches the model', async () => {
+    const inner = new PerImageModel();
+    const { model, batches } = batcher(inner);
+    const release = inner.hold();
+    const [a, b, c, d] = [request(1, 1), request(2, 2), request(3, 1), request(4, 1)];
+    const running = send(model, a);
+    await nextMacrotask(); // a's call is in flight; b and c wait for the next
+    const canceled = new AbortController();
+    const withdrawn = model.withSignal(canceled.signal).predict(b.x, b.shape, b.timestep, b.classLabels);
+    const kept = model.predict(c.x, c.shape, c.timestep, c.classLabels, new AbortController().signal);
+    expect(model.pending).toBe(2);
+    canceled.abort('canceled');
+    const error = await withdrawn.catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(DOMException);
+    expect(error).toMatchObject({ name: 'AbortError', cause: 'canceled' });
+    expect(model.pending).toBe(1);
+    // An already aborted caller's request is refused without waiting.
+    await expect(model.predict(d.x, d.shape, d.timestep, d.classLabels, canceled.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    release();
+    expect(await running).toEqual(a.expected);
+    expect(await kept).toEqual(c.expected);
+    expect(inner.requestLabels()).toEqual([[1], [3]]);
+    expect(batches.map((batch) => batch.images)).toEqual([1, 1]);
+  });
+
+  it('runs a dispatched call whose caller aborts to the end for the others, and drops that caller’s rows', async () => {
+    const inner = new PerImageModel();
+    const { model } = batcher(inner);
+    const release = inner.hold();
+    const [a, b, c] = [request(1, 1), request(2, 2), request(3, 1)];
+    const leaving = new AbortController();
+    const answers = [send(model, a), model.predict(b.x, b.shape, b.timestep, b.classLabels, leaving.signal), send(model, c)];
+    await nextMacrotask(); // all three are in one call now
+    expect(model.pending).toBe(0);
+    leaving.abort('canceled');
+    release();
+    const settled = await Promise.allSettled(answers);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ name: 'AbortError', cause: 'canceled' });
+    expect((settled[0] as PromiseFulfilledResult<Float32Array>).value).toEqual(a.expected);
+    expect((settled[2] as PromiseFulfilledResult<Float32Array>).value).toEqual(c.expected);
+    expect(inner.requestLabels()).toEqual([[1, 2, 3]]);
+    // Alone in its call (passed straight through), an aborted caller's answer is dropped the same way.
+    const alone = new AbortController();
+    const lone = model.predict(a.x, a.shape, a.timestep, a.classLabels, alone.signal);
+    await nextMacrotask();
+    alone.abort();
+    await expect(lone).rejects.toMatchObject({ name: 'AbortError' });
+    expect(inner.calls).toHaveLength(2);
+  });
+
   it('rejects a request whose arrays do not match its shape, alone, before it joins a call', async () => {
     const inner = new PerImageModel();
     const { model } = batcher(inner);

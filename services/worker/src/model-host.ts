@@ -11,8 +11,8 @@ import type { WorkerMetrics } from './metrics.ts';
 // every session call timed and every batch counted for metrics.
 
 export interface ModelHost {
-  /** What jobs call: the batcher in front of the timed session. */
-  readonly model: VelocityModel;
+  /** What jobs call (each through withSignal, so a canceled job's waiting call is dropped): the batcher in front of the timed session. */
+  readonly model: BatchingModel;
   /** The execution provider that serves ('cpu' after a CUDA fallback). */
   readonly provider: string;
   dispose(): Promise<void>;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { JobEvents, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
 import { encodeGeneratedPngsWith, type ModelDir, type PngEncoderPool } from '@pixelflow/formats';
-import { sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
+import { sample, sampleOptionsFor, type BatchingModel, type SampleResult } from '@pixelflow/sampler';
 import type { JobImage, JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
@@ -24,7 +24,8 @@ export interface JobRunnerDeps {
   records: JobRecords;
   events: JobEvents;
   store: ResultStore;
-  model: VelocityModel;
+  /** Shared by the jobs running at once; each calls it with its own signal. */
+  model: Pick<BatchingModel, 'withSignal'>;
   modelDir: ModelDir;
   /** Encodes previews and images off the event loop, which other jobs' calls and lock renewals need. */
   pngs: PngEncoderPool;
@@ -134,7 +135,8 @@ async function sampleWithSideEffects(
   try {
     const result = await sample({
       ...sampleOptionsFor(g, manifest),
-      model: deps.model,
+      // A stopped job's call that still waits for the model is dropped, not computed for nothing.
+      model: deps.model.withSignal(signal),
       signal,
       onStep: (step) => {
         const done = step.stepsDone * g.num_images;
