@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
 import type { Shape4, VelocityModel } from '@pixelflow/sampler';
@@ -31,7 +32,11 @@ export interface OnnxModelOptions {
    * model's `fellBack` and `fallbackReason` say what happened, for the caller to report. Default false.
    */
   fallbackToCpu?: boolean;
-  /** Threads inside one operator; 0 or unset = onnxruntime's default (one per physical core). */
+  /**
+   * Threads inside one operator; 0 or unset = one per CPU this process may use
+   * (`os.availableParallelism()`). Not onnxruntime's own default, which counts physical cores from
+   * the CPU's topology and on a 2-vCPU VM we measured chose 1, running every call at half speed.
+   */
   intraOpNumThreads?: number;
   /** Threads across operators (parallel execution mode only); 0 or unset = onnxruntime's default. */
   interOpNumThreads?: number;
@@ -84,7 +89,14 @@ function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'mod
       `graphOptimizationLevel must be one of ${GRAPH_OPTIMIZATION_LEVELS.join(', ')}, not ${JSON.stringify(graphOptimizationLevel)}`,
     );
   }
-  return { provider, deviceId, fallbackToCpu, intraOpNumThreads, interOpNumThreads, graphOptimizationLevel };
+  return {
+    provider,
+    deviceId,
+    fallbackToCpu,
+    intraOpNumThreads: intraOpNumThreads === 0 ? availableParallelism() : intraOpNumThreads,
+    interOpNumThreads,
+    graphOptimizationLevel,
+  };
 }
 
 /**
@@ -235,6 +247,8 @@ export class OnnxModel implements VelocityModel {
   readonly fellBack: boolean;
   /** Why CUDA was not used, when `fellBack`; null otherwise. */
   readonly fallbackReason: string | null;
+  /** Threads onnxruntime runs one operator on (see OnnxModelOptions.intraOpNumThreads). */
+  readonly intraOpThreads: number;
 
   // A TS-private field rather than #private so that a test can kill the thread to check recovery.
   private readonly worker: Worker;
@@ -248,8 +262,9 @@ export class OnnxModel implements VelocityModel {
   private exited = false;
   private onDisposed: ((releaseError: string | undefined) => void) | null = null;
 
-  private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage, fallbackReason: string | null) {
+  private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage, fallbackReason: string | null, intraOpThreads: number) {
     this.model = model;
+    this.intraOpThreads = intraOpThreads;
     this.worker = worker;
     this.provider = ready.provider;
     this.fallbackReason = fallbackReason;
@@ -303,7 +318,7 @@ export class OnnxModel implements VelocityModel {
       throw workerData.provider === 'cuda' ? withCudaDiagnosis(error as Error) : error;
     }
     const fallbackReason = notInstalled ?? (ready.fallbackReason === null ? null : withCudaDiagnosis(new Error(ready.fallbackReason)).message);
-    const instance = new OnnxModel(model, worker, ready, fallbackReason);
+    const instance = new OnnxModel(model, worker, ready, fallbackReason, resolved.intraOpNumThreads);
     const problems = manifestMismatches(model, ready);
     if (problems.length > 0) {
       await instance.dispose();

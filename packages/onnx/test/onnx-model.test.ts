@@ -1,5 +1,5 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '@pixelflow/schemas';
@@ -245,6 +245,16 @@ describe('OnnxModel providers', () => {
     }
   });
 
+  it('runs an operator on every CPU unless told otherwise', async () => {
+    // onnxruntime's own default counts physical cores and chose 1 of this VM's 2 CPUs.
+    const model = await OnnxModel.load(tinyDir);
+    try {
+      expect(model.intraOpThreads).toBe(availableParallelism());
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it('accepts thread and optimization options', async () => {
     const single = await OnnxModel.load(tinyDir, {
       intraOpNumThreads: 1,
@@ -252,6 +262,7 @@ describe('OnnxModel providers', () => {
       graphOptimizationLevel: 'basic',
     });
     try {
+      expect(single.intraOpThreads).toBe(1);
       for (const g of goldens.filter((candidate) => candidate.shape[0] > 1)) {
         expectMatchesGolden(await single.predict(g.x, g.shape, g.timestep, g.classLabels), g);
       }

@@ -73,7 +73,7 @@ Options:
                        seed + j * classes + c, in every combination
   --grid FILE.png      also write the first combination's images as a grid:
                        one row per class, up to ${GRID_COLUMNS} columns
-  --threads N          onnxruntime threads per operator (default: one per core)
+  --threads N          onnxruntime threads per operator (default: one per CPU)
   --json               print a JSON summary on stdout instead of the tables
   -h, --help           show this help
 

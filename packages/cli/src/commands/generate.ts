@@ -66,7 +66,7 @@ Options:
                        per stage
   --solver S           euler or dopri5 (adaptive; ignores --steps and --shift)
   --provider P         cpu or cuda (default cpu)
-  --threads N          onnxruntime threads per operator (default: one per core)
+  --threads N          onnxruntime threads per operator (default: one per CPU)
   --out DIR            where the PNGs go, created if missing (default: .);
                        files are pixelflow-<seed>-<i>.png, replaced if present
   --noise DIR          use the noise in DIR instead of drawing it from the seed:

@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NpyError, readNpy } from '@pixelflow/formats';
 import { formatIssues } from '@pixelflow/schemas';
@@ -197,7 +198,8 @@ export class Classifier {
       session = await ort.InferenceSession.create(dir.modelPath, {
         executionProviders: ['cpu'],
         graphOptimizationLevel: 'all',
-        ...(options.intraOpNumThreads !== undefined && { intraOpNumThreads: options.intraOpNumThreads }),
+        // One per CPU, as OnnxModel does: onnxruntime's own default may count fewer.
+        intraOpNumThreads: options.intraOpNumThreads ?? availableParallelism(),
       });
     } catch (error) {
       const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
