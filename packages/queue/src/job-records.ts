@@ -47,13 +47,21 @@ export interface JobRecord {
 
 const PREVIEW_FIELD = 'preview:';
 
-// KEYS[1] job hash. ARGV: started_at (ISO). Returns the status after the call.
+// KEYS[1] job hash. ARGV: started_at (ISO), preview field prefix. Returns the status after the call.
+// A job started again (its worker died or let it go) starts over from its seed: the progress and
+// stage previews an earlier attempt reported are not where this one is (nor what ETAs should count
+// as done), so they go; this attempt reports its own.
 const START = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status == 'queued' or status == 'running' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+  local stale = { 'progress' }
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, #ARGV[2]) == ARGV[2] then table.insert(stale, field) end
+  end
+  redis.call('HDEL', KEYS[1], unpack(stale))
   return 'running'
 end
 return status
@@ -177,9 +185,12 @@ export class JobRecords {
     });
   }
 
-  /** A worker takes the job: queued (or running, after a worker died) -> running. Returns the status after. */
+  /**
+   * A worker takes the job: queued (or running, after a worker died) -> running, clearing what an
+   * earlier attempt reported (progress, previews). Returns the status after.
+   */
   async start(id: string, at: Date): Promise<JobStatus | null> {
-    const status = (await this.redis.eval(START, 1, this.keys.job(id), at.toISOString())) as string | null;
+    const status = (await this.redis.eval(START, 1, this.keys.job(id), at.toISOString(), PREVIEW_FIELD)) as string | null;
     return status === null ? null : JobStatus.parse(status);
   }
 

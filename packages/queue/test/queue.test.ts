@@ -100,11 +100,19 @@ describe('job records', () => {
     expect(await records.requestCancel('nope', at(4), 60)).toBeNull();
   });
 
-  it('count attempts when a job is started again after its worker died', async () => {
+  it('count attempts when a job is started again after its worker died, dropping what the earlier attempt reported', async () => {
     await records.create({ id: 'r1', model: 'm', parameters, createdAt: at(0) });
     await records.start('r1', at(1));
+    await records.reportProgress('r1', { stage: 1, stages: 4, step: 5, steps_total: 8, fraction: 0.625 });
+    await records.addPreview('r1', { stage: 0, resolution: 4, url: '/jobs/r1/previews/0' });
+    await records.addPreview('r1', { stage: 1, resolution: 8, url: '/jobs/r1/previews/1' });
+    expect(await records.requestCancel('r1', at(2), 60)).toBe('running');
     expect(await records.start('r1', at(5))).toBe('running');
-    expect((await records.get('r1'))?.attempt).toBe(2);
+    const again = await records.get('r1');
+    expect(again).toMatchObject({ status: 'running', attempt: 2, progress: null, previews: [], startedAt: at(5) });
+    // A cancel asked for meanwhile still holds for the new attempt.
+    expect(again?.cancelRequested).toBe(true);
+    expect(again?.parameters).toEqual(parameters);
   });
 });
 
