@@ -4,58 +4,136 @@ import type { JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 // sampler step for one image (steps x images). Workers record seconds per unit
 // (JobService.recordThroughput) as worker time amortised over the jobs they run
 // at once, batched model calls included: a throughput of the whole worker, not
-// the speed of one job. So a job is done once the worker has got through all the
-// work that has to happen before its end:
+// the speed of one job. With the worker busy all along (it is: there is always
+// this job's own work left), a job ends once the worker has got through all the
+// work done before that moment:
 //
-//   ETA = (remaining work of running jobs + work ahead in the queue + own remaining work)
-//         x seconds per (image x step)
+//   ETA = (work of every job, its own included, done before it ends) x seconds per (image x step)
 //
-// which stays right however many jobs a worker runs concurrently. The figure is
-// one worker's; several workers sharing a queue would divide it (not measured yet).
+// What is done before it ends depends on how the worker shares its time. A worker
+// runs up to `concurrency` jobs at once (MAX_CONCURRENT_JOBS) and merges their
+// model calls, so every running job takes one step per round of calls, whatever
+// its image count, and a round costs the images of all of them. So another job
+// delays this one by its images x the steps it takes while this one runs: all
+// its remaining steps if it ends first, this one's remaining steps if it
+// outlasts it. A waiting job starts when a slot frees (first come, first served),
+// and so do the jobs queued behind it, which then share its rounds: etaSeconds
+// plays the rounds forward, job by job, to count exactly that. With concurrency 1
+// this is the queue in order: all work ahead, then its own.
+//
+// The figure is one worker's; several workers sharing a queue would divide it
+// (not measured yet).
 
 /** Seconds a queue-full answer asks a client to wait when no worker has measured throughput yet. */
 const UNMEASURED_RETRY_AFTER_SECONDS = 10;
+/**
+ * Waiting jobs played forward one by one (the nearest ones ahead); jobs further ahead count with
+ * all their work, as all of it is done before this one starts. Bounds a status request's arithmetic
+ * however long the queue is (QUEUE_CAP is 1000 by default).
+ */
+const MAX_PLAYED_AHEAD = 1000;
+
+/** A job as estimates see it: the sampler steps it still has to take, and its images (rows of each step). */
+export interface JobShape {
+  steps: number;
+  images: number;
+}
+
+/** What a worker measured, for estimates: its seconds per (image x step) and how many jobs it runs at once. */
+export interface Throughput {
+  secondsPerImageStep: number;
+  concurrency: number;
+}
 
 /** Steps x images: the unit of work every estimate counts. */
 export function jobWork(parameters: Pick<ResolvedGeneration, 'steps' | 'num_images'>): number {
-  return parameters.steps.reduce((a, b) => a + b, 0) * parameters.num_images;
+  const { steps, images } = jobShape(parameters);
+  return steps * images;
 }
 
-/** The work a job still has to do, from the progress its worker reported. */
-export function remainingWork(job: { parameters: ResolvedGeneration; progress: JobProgress | null }): number {
-  return jobWork(job.parameters) * (1 - (job.progress?.fraction ?? 0));
+/** A job that has not started: all its steps. */
+export function jobShape(parameters: Pick<ResolvedGeneration, 'steps' | 'num_images'>): JobShape {
+  return { steps: parameters.steps.reduce((a, b) => a + b, 0), images: parameters.num_images };
 }
 
 /**
- * The work of `aheadCount` waiting jobs from the sizes of the nearest few (`sampled`), so that a
- * status request costs the same however long the queue is. With no sample, they count as `ownWork` each.
+ * What a job still has to do, from the progress its worker reported: the steps between the last
+ * one done and the worker's count of all of them (exact for Euler, Dopri5's running estimate).
  */
-export function extrapolateWorkAhead(aheadCount: number, sampled: readonly number[], ownWork: number): number {
-  if (sampled.length === 0) return aheadCount * ownWork;
-  return (sum(sampled) / sampled.length) * aheadCount;
+export function remainingShape(job: { parameters: Pick<ResolvedGeneration, 'steps' | 'num_images'>; progress: JobProgress | null }): JobShape {
+  const whole = jobShape(job.parameters);
+  if (!job.progress) return whole;
+  return { steps: Math.max(0, job.progress.steps_total - job.progress.step), images: whole.images };
+}
+
+/** The jobs waiting ahead of one, in the order they will start (played by etaSeconds), and the work of any beyond. */
+export interface QueueAhead {
+  jobs: JobShape[];
+  /** Work of the jobs so far ahead that they are counted whole instead (MAX_PLAYED_AHEAD). */
+  beyondWork: number;
+}
+
+/**
+ * The `aheadCount` jobs waiting ahead of one, from the shapes of the nearest few (`sampledNearestFirst`,
+ * nearest first), so that a status request reads the same from Redis however long the queue is. The
+ * ones not sampled are further ahead (they start first) and count as the sample's average; with no
+ * sample, as `own` each.
+ */
+export function queueAhead(aheadCount: number, sampledNearestFirst: readonly JobShape[], own: JobShape): QueueAhead {
+  const sampled = sampledNearestFirst.slice(0, aheadCount);
+  const n = sampled.length;
+  const typical = n === 0 ? own : { steps: sum(sampled.map((job) => job.steps)) / n, images: sum(sampled.map((job) => job.images)) / n };
+  const unsampled = aheadCount - n;
+  const played = Math.min(unsampled, Math.max(0, MAX_PLAYED_AHEAD - n));
+  return {
+    jobs: [...Array.from({ length: played }, () => typical), ...sampled.reverse()],
+    beyondWork: (unsampled - played) * typical.steps * typical.images,
+  };
 }
 
 export interface EtaInputs {
-  /** The job's remaining work (all of it while it waits). */
-  ownRemaining: number;
-  /** Whether the job runs now, sharing the worker's model calls with the other running jobs. */
+  /** What the job still has to do (all of it while it waits). */
+  own: JobShape;
+  /** Whether the job runs now. */
   running: boolean;
-  /** Remaining work of every other running job. */
-  othersRunning: readonly number[];
-  /** Work of the jobs waiting ahead of it (0 once it runs). */
-  workAhead: number;
+  /** What every other running job still has to do. */
+  othersRunning: readonly JobShape[];
+  /** The jobs waiting ahead of it (none once it runs). */
+  ahead: QueueAhead;
+  /** Jobs waiting behind it (all waiting jobs once it runs), the next to start first: they take the slots that free up before it ends. */
+  behind: readonly JobShape[];
+  /** Jobs the worker runs at once. */
+  concurrency: number;
   secondsPerImageStep: number;
 }
 
 /**
- * Seconds until a job ends (the formula at the top). A waiting job counts all running work, as it
- * ends after it. A running job shares model calls with the others, so each delays it by at most
- * its own remaining work: with one job running, this is that job's remaining work x rate.
+ * Seconds until a job ends (the model at the top): rounds of calls are played forward, each job in a
+ * slot taking one step per round and each round costing the images of the jobs in it, slots going to
+ * the waiting jobs in order as jobs end, until this one ends.
  */
 export function etaSeconds(inputs: EtaInputs): number {
-  const { ownRemaining, running, othersRunning, workAhead, secondsPerImageStep } = inputs;
-  const runningBefore = sum(othersRunning.map((work) => (running ? Math.min(work, ownRemaining) : work)));
-  return (runningBefore + workAhead + ownRemaining) * secondsPerImageStep;
+  const { own, running, othersRunning, ahead, behind, secondsPerImageStep } = inputs;
+  const slots = Math.max(1, Math.floor(inputs.concurrency));
+  const mine: JobShape = { ...own };
+  // More may run than this worker's slots (several workers): they all run on, and no one starts meanwhile.
+  let active: JobShape[] = [...othersRunning.map((job) => ({ ...job })), ...(running ? [mine] : [])];
+  const waiting: JobShape[] = [...ahead.jobs, ...(running ? [] : [mine]), ...behind];
+  let next = 0;
+  let work = ahead.beyondWork;
+  for (;;) {
+    if (mine.steps <= 0 && active.includes(mine)) return work * secondsPerImageStep;
+    active = active.filter((job) => job.steps > 0);
+    while (active.length < slots && next < waiting.length) {
+      const job = waiting[next++] as JobShape;
+      active.push(job === mine ? mine : { ...job });
+    }
+    if (active.some((job) => job.steps <= 0)) continue; // a job with nothing left started and ends at once
+    // Until the next job ends, every job in a slot takes this many steps.
+    const steps = Math.min(...active.map((job) => job.steps));
+    work += steps * sum(active.map((job) => job.images));
+    for (const job of active) job.steps -= steps;
+  }
 }
 
 /** Retry-After for a full queue: about one job of this size, the time until a slot frees. */

@@ -5,7 +5,7 @@ export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEv
 export { publishCancel, subscribeCancels } from './cancel.ts';
 export { clearHeartbeat, liveWorkers, sendHeartbeat, WorkerHeartbeat } from './workers.ts';
 export { JobQueue, type QueueDepth, type QueuedJobData } from './job-queue.ts';
-export { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork, type EtaInputs } from './eta.ts';
+export { etaSeconds, jobShape, jobWork, queueAhead, queueFullRetryAfterSeconds, remainingShape, type EtaInputs, type JobShape, type QueueAhead, type Throughput } from './eta.ts';
 export type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 export { RedisJobService, type RedisJobServiceOptions } from './redis-job-service.ts';
 export { ThroughputRecord } from './throughput.ts';

@@ -66,19 +66,31 @@ export class JobQueue {
   }
 
   /**
-   * Where a waiting job stands (1 = next) and the ids of up to `limit` jobs ahead of it, nearest
-   * first; null when it is not waiting. BullMQ pushes new jobs on the left of its wait list and
-   * workers take from the right, so this is one LPOS and one LRANGE, whatever the queue's length.
+   * Where a waiting job stands (1 = next), the ids of up to `limit` jobs ahead of it (nearest
+   * first) and of up to `limit` behind it (the next to start after it first); null when it is not
+   * waiting. BullMQ pushes new jobs on the left of its wait list and workers take from the right, so
+   * this is one LPOS and two LRANGEs, whatever the queue's length.
    */
-  async standing(id: string, limit: number): Promise<{ position: number; ahead: string[] } | null> {
+  async standing(id: string, limit: number): Promise<{ position: number; ahead: string[]; behind: string[] } | null> {
     // One transaction: a worker taking a job between the two reads would skew the position.
     const { wait } = this.lists;
     const replies = await this.reads.multi().lpos(wait, id).llen(wait).exec();
     const index = replies?.[0]?.[1] as number | null | undefined;
     const length = replies?.[1]?.[1] as number | undefined;
     if (index === null || index === undefined || length === undefined) return null;
-    const ahead = limit > 0 ? await this.reads.lrange(wait, index + 1, index + limit) : [];
-    return { position: length - index, ahead };
+    const position = length - index;
+    if (limit <= 0) return { position, ahead: [], behind: [] };
+    const reads = this.reads.multi().lrange(wait, index + 1, index + limit);
+    // (At index 0 nothing is behind it; LRANGE 0 -1 would be the whole list.)
+    if (index > 0) reads.lrange(wait, Math.max(0, index - limit), index - 1);
+    const [ahead, behind = []] = execReplies(await reads.exec()) as string[][];
+    return { position, ahead: ahead ?? [], behind: behind.reverse() };
+  }
+
+  /** The ids of up to `limit` waiting jobs, the next to start first. */
+  async next(limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    return (await this.reads.lrange(this.lists.wait, -limit, -1)).reverse();
   }
 
   /** Ids of the jobs workers are running. */

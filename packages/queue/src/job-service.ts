@@ -1,4 +1,5 @@
 import type { JobStatus, ResolvedGeneration } from '@pixelflow/schemas';
+import type { Throughput } from './eta.ts';
 import type { StoredEvent } from './job-events.ts';
 import type { QueueDepth } from './job-queue.ts';
 import type { JobRecord } from './job-records.ts';
@@ -51,10 +52,10 @@ export interface JobService {
   cancel(id: string): Promise<CancelOutcome>;
   /** Jobs waiting and running. */
   depth(): Promise<QueueDepth>;
-  /** Stores a worker's measured seconds per (image x step), amortised over its concurrent jobs (eta.ts). */
-  recordThroughput(secondsPerImageStep: number): Promise<void>;
+  /** Stores a worker's measured seconds per (image x step), amortised over its concurrent jobs, and their number (eta.ts). */
+  recordThroughput(throughput: Throughput): Promise<void>;
   /** The last throughput a worker recorded; null before any did. */
-  secondsPerImageStep(): Promise<number | null>;
+  throughput(): Promise<Throughput | null>;
   /** Whether the job store's connection is up right now (no round trip): requests fail fast while it is not. */
   connected(): boolean;
   /** Resolves once the job store answers, or rejects after `timeoutMs` with the reason. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isFinished } from '@pixelflow/schemas';
 import { publishCancel } from './cancel.ts';
-import { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork } from './eta.ts';
+import { etaSeconds, jobShape, queueAhead, queueFullRetryAfterSeconds, remainingShape, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
 import type { JobQueue, QueueDepth } from './job-queue.ts';
 import { JobRecords, type JobRecord } from './job-records.ts';
@@ -27,7 +27,10 @@ export interface RedisJobServiceOptions {
   now?: () => Date;
 }
 
-/** Jobs ahead whose size a status request reads for its ETA; beyond them it extrapolates. */
+/**
+ * Jobs ahead whose size a status request reads for its ETA (beyond them it extrapolates), and jobs
+ * behind it (or next, for a running job), which take the worker's slots that free before it ends.
+ */
 const ETA_SAMPLE = 50;
 
 function newJobId(): string {
@@ -41,7 +44,7 @@ export class RedisJobService implements JobService {
   private readonly queue: JobQueue;
   private readonly records: JobRecords;
   private readonly jobEvents: JobEvents;
-  private readonly throughput: ThroughputRecord;
+  private readonly throughputRecord: ThroughputRecord;
   private readonly retentionSeconds: number;
   private readonly now: () => Date;
 
@@ -51,7 +54,7 @@ export class RedisJobService implements JobService {
     this.queue = options.queue;
     this.records = new JobRecords(options.redis, options.keys);
     this.jobEvents = new JobEvents(options.redis, options.keys);
-    this.throughput = new ThroughputRecord(options.redis, options.keys);
+    this.throughputRecord = new ThroughputRecord(options.redis, options.keys);
     this.retentionSeconds = options.retentionSeconds;
     this.now = options.now ?? (() => new Date());
   }
@@ -61,7 +64,7 @@ export class RedisJobService implements JobService {
     const depth = await this.queue.depth();
     const inQueue = depth.waiting + depth.active;
     if (inQueue >= queueCap) {
-      return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, await this.secondsPerImageStep()) };
+      return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, (await this.throughput())?.secondsPerImageStep ?? null) };
     }
     const id = newJobId();
     const position = depth.waiting + 1;
@@ -86,25 +89,29 @@ export class RedisJobService implements JobService {
     const record = await this.records.get(id);
     if (!record) return null;
     if (isFinished(record.status)) return { record, queuePosition: null, etaSeconds: null };
-    const [standing, activeIds, rate] = await Promise.all([
+    const [standing, next, activeIds, throughput] = await Promise.all([
       record.status === 'queued' ? this.queue.standing(id, ETA_SAMPLE) : null,
+      record.status === 'running' ? this.queue.next(ETA_SAMPLE) : null,
       this.queue.activeIds(),
-      this.secondsPerImageStep(),
+      this.throughput(),
     ]);
     const queuePosition = standing?.position ?? null;
     // A queued job the queue does not list as waiting (taken this instant, or delayed) has no estimate.
-    if (rate === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
-    const [others, sampled] = await Promise.all([
+    if (throughput === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
+    const [others, sampled, behind] = await Promise.all([
       this.records.workOf(activeIds.filter((active) => active !== id)),
       this.records.workOf(standing?.ahead ?? []),
+      this.records.workOf(standing?.behind ?? next ?? []),
     ]);
-    const ownWork = jobWork(record.parameters);
+    const own = remainingShape(record);
     const eta = etaSeconds({
-      ownRemaining: remainingWork(record),
+      own,
       running: record.status === 'running',
-      othersRunning: others.map(remainingWork),
-      workAhead: extrapolateWorkAhead((queuePosition ?? 1) - 1, sampled.map((job) => jobWork(job.parameters)), ownWork),
-      secondsPerImageStep: rate,
+      othersRunning: others.map(remainingShape),
+      ahead: queueAhead((queuePosition ?? 1) - 1, sampled.map((job) => jobShape(job.parameters)), own),
+      behind: behind.map((job) => jobShape(job.parameters)),
+      concurrency: throughput.concurrency,
+      secondsPerImageStep: throughput.secondsPerImageStep,
     });
     return { record, queuePosition, etaSeconds: eta };
   }
@@ -141,12 +148,12 @@ export class RedisJobService implements JobService {
     return this.queue.depth();
   }
 
-  async recordThroughput(secondsPerImageStep: number): Promise<void> {
-    await this.throughput.record(secondsPerImageStep, this.now());
+  async recordThroughput(throughput: Throughput): Promise<void> {
+    await this.throughputRecord.record(throughput, this.now());
   }
 
-  async secondsPerImageStep(): Promise<number | null> {
-    return this.throughput.read();
+  async throughput(): Promise<Throughput | null> {
+    return this.throughputRecord.read();
   }
 
   connected(): boolean {

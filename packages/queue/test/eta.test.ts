@@ -1,39 +1,101 @@
 import { describe, expect, it } from 'vitest';
-import { etaSeconds, extrapolateWorkAhead, jobWork, queueFullRetryAfterSeconds, remainingWork } from '../src/eta.ts';
+import { etaSeconds, jobShape, jobWork, queueAhead, queueFullRetryAfterSeconds, remainingShape, type EtaInputs, type JobShape } from '../src/eta.ts';
 
-// The estimates by themselves: pure arithmetic over work units (steps x images).
+// The estimates by themselves: pure arithmetic over steps and images (work = steps x images).
 
 const parameters = { class_label: 0, class_name: 'c', num_images: 2, seed: 1, cfg_scale: 1, noise_shift: 1, steps: [1, 2, 3, 4], solver: 'euler' as const };
+const nothingAhead = { jobs: [], beyondWork: 0 };
+const job = (steps: number, images = 1): JobShape => ({ steps, images });
 
-describe('work units', () => {
-  it('count steps x images, less what a worker reported done', () => {
+/** ETA with a rate of 1 s per image-step, so that it reads as work. */
+function eta(inputs: Partial<EtaInputs> & Pick<EtaInputs, 'own'>): number {
+  return etaSeconds({ running: false, othersRunning: [], ahead: nothingAhead, behind: [], concurrency: 1, secondsPerImageStep: 1, ...inputs });
+}
+
+describe('work', () => {
+  it('counts steps x images; what is left comes from the worker’s progress (its own step count for Dopri5)', () => {
     expect(jobWork(parameters)).toBe(20);
-    expect(remainingWork({ parameters, progress: null })).toBe(20);
-    expect(remainingWork({ parameters, progress: { stage: 1, stages: 4, step: 5, steps_total: 10, fraction: 0.25 } })).toBe(15);
+    expect(jobShape(parameters)).toEqual({ steps: 10, images: 2 });
+    expect(remainingShape({ parameters, progress: null })).toEqual({ steps: 10, images: 2 });
+    expect(remainingShape({ parameters, progress: { stage: 1, stages: 4, step: 4, steps_total: 10, fraction: 0.4 } })).toEqual({ steps: 6, images: 2 });
+    // Dopri5 adapts: the worker's running count of steps, not the requested ones, says what is left.
+    expect(remainingShape({ parameters, progress: { stage: 2, stages: 4, step: 30, steps_total: 37, fraction: 30 / 37 } })).toEqual({ steps: 7, images: 2 });
+    expect(remainingShape({ parameters, progress: { stage: 3, stages: 4, step: 12, steps_total: 12, fraction: 1 } })).toEqual({ steps: 0, images: 2 });
   });
 
-  it('extrapolate the jobs ahead from the nearest ones, or from the job itself when none was sampled', () => {
-    expect(extrapolateWorkAhead(10, [4, 8], 100)).toBe(60);
-    expect(extrapolateWorkAhead(3, [], 7)).toBe(21);
-    expect(extrapolateWorkAhead(0, [], 7)).toBe(0);
+  it('of the jobs ahead comes from the nearest ones, the others (further ahead, starting first) as their average', () => {
+    // Sampled nearest first; played in the order they start.
+    expect(queueAhead(2, [job(4), job(8, 2)], job(100))).toEqual({ jobs: [job(8, 2), job(4)], beyondWork: 0 });
+    expect(queueAhead(4, [job(4), job(8, 2)], job(100))).toEqual({ jobs: [job(6, 1.5), job(6, 1.5), job(8, 2), job(4)], beyondWork: 0 });
+    expect(queueAhead(3, [], job(7))).toEqual({ jobs: [job(7), job(7), job(7)], beyondWork: 0 });
+    expect(queueAhead(0, [], job(7))).toEqual(nothingAhead);
+  });
+
+  it('of jobs ahead beyond the 1000 played is counted whole', () => {
+    const ahead = queueAhead(1500, [job(4, 2)], job(1));
+    expect(ahead.jobs).toHaveLength(1000);
+    expect(ahead.beyondWork).toBe(500 * 8);
+    // Done before the job starts, all of it: 500 x 8 more than the 1000 played ahead of it.
+    const played = eta({ own: job(4, 2), ahead: queueAhead(1000, [job(4, 2)], job(1)) });
+    expect(eta({ own: job(4, 2), ahead })).toBe(played + 4000);
   });
 });
 
-describe('ETA', () => {
+describe('ETA, one job at a time (concurrency 1)', () => {
   it('of a waiting job is all running work, the work ahead and its own, at the measured rate', () => {
-    expect(etaSeconds({ ownRemaining: 20, running: false, othersRunning: [6, 50], workAhead: 40, secondsPerImageStep: 0.5 })).toBe(58);
+    const inputs = { own: job(10, 2), othersRunning: [job(6), job(25, 2)], ahead: { jobs: [job(20, 2)], beyondWork: 0 }, secondsPerImageStep: 0.5 };
+    expect(eta(inputs)).toBe((6 + 50 + 40 + 20) * 0.5);
   });
 
-  it('of a running job alone is its remaining work at the rate', () => {
-    expect(etaSeconds({ ownRemaining: 15, running: true, othersRunning: [], workAhead: 0, secondsPerImageStep: 2 })).toBe(30);
+  it('of a running job alone is its remaining steps x images at the rate', () => {
+    expect(eta({ own: job(15, 2), running: true, secondsPerImageStep: 2 })).toBe(60);
+  });
+});
+
+describe('ETA with jobs running at once (continuous batching)', () => {
+  it('counts another running job’s images for each step they share: all its steps if it ends first, the job’s own if it outlasts it', () => {
+    expect(eta({ own: job(15), running: true, othersRunning: [job(6), job(50)], concurrency: 3 })).toBe(15 + 6 + 15);
+    // A job of 8 images sharing all 10 of its steps costs 8 image-steps per step, not "at most the job's own work".
+    expect(eta({ own: job(10), running: true, othersRunning: [job(10, 8)], concurrency: 2 })).toBe(10 + 80);
+    expect(eta({ own: job(10, 4), running: true, othersRunning: [job(3, 2), job(40, 1)], concurrency: 3 })).toBe(40 + 6 + 10);
   });
 
-  it('of a running job that shares the worker counts each other job up to its own remaining work', () => {
-    // 6 is done before it and counts whole; 50 outlasts it and delays it by 15 (shared calls).
-    expect(etaSeconds({ ownRemaining: 15, running: true, othersRunning: [6, 50], workAhead: 0, secondsPerImageStep: 1 })).toBe(36);
+  it('starts a waiting job in a free slot at once: a long job running beside it delays it by the steps they share only', () => {
+    // The old count (all running work, then its own) said 400 + 10.
+    expect(eta({ own: job(10), othersRunning: [job(100, 4)], concurrency: 2 })).toBe(10 * (1 + 4));
   });
 
-  it('gives Retry-After for a full queue as one job of this size, at least 1 s, 10 s before any measurement', () => {
+  it('starts a waiting job when a slot frees, in queue order, and shares the rounds from then on', () => {
+    // Slots 2: [4, 20] run; after 4 rounds the first ends and the job ahead (6) starts, ending after 6
+    // more; then this one (8) starts beside the 20 (10 left) and ends after 8 rounds.
+    const inputs = { own: job(8), othersRunning: [job(4), job(20)], ahead: { jobs: [job(6)], beyondWork: 0 }, concurrency: 2 };
+    expect(eta(inputs)).toBe(4 * 2 + 6 * 2 + 8 * 2);
+    // One slot: all of it, in order.
+    expect(eta({ ...inputs, concurrency: 1 })).toBe(4 + 20 + 6 + 8);
+  });
+
+  it('shares a job’s rounds with the jobs queued behind it that take the slots freeing before it ends', () => {
+    // Running, 2 slots: the next waiting job starts beside it at once, the one after it when that ends.
+    expect(eta({ own: job(10), running: true, behind: [job(4, 2), job(20)], concurrency: 2 })).toBe(4 * (1 + 2) + 6 * (1 + 1));
+    // Waiting beside a long job: no slot left for the one behind it with 2 slots, one with 3.
+    expect(eta({ own: job(10), othersRunning: [job(100, 4)], behind: [job(3)], concurrency: 2 })).toBe(10 * 5);
+    expect(eta({ own: job(10), othersRunning: [job(100, 4)], behind: [job(3)], concurrency: 3 })).toBe(3 * 6 + 7 * 5);
+    // One slot: nothing behind it starts before it ends.
+    expect(eta({ own: job(10), running: true, behind: [job(4, 2)], concurrency: 1 })).toBe(10);
+  });
+
+  it('keeps more running jobs than slots (several workers) running, and starts no one until they fit', () => {
+    expect(eta({ own: job(5), othersRunning: [job(2), job(3), job(10)], concurrency: 2 })).toBe(2 * 3 + 1 * 2 + 5 * 2);
+  });
+
+  it('of a job with nothing left is 0, and a job with nothing left ahead of it costs nothing', () => {
+    expect(eta({ own: job(0, 4), running: true, othersRunning: [job(9)], concurrency: 2 })).toBe(0);
+    expect(eta({ own: job(3), othersRunning: [job(0)], ahead: { jobs: [job(0, 5)], beyondWork: 0 }, concurrency: 1 })).toBe(3);
+  });
+});
+
+describe('Retry-After', () => {
+  it('for a full queue is one job of this size, at least 1 s, 10 s before any measurement', () => {
     expect(queueFullRetryAfterSeconds(parameters, 0.26)).toBe(6);
     expect(queueFullRetryAfterSeconds(parameters, 0.001)).toBe(1);
     expect(queueFullRetryAfterSeconds(parameters, null)).toBe(10);

@@ -73,7 +73,7 @@ describe('submitting', () => {
     accepted(await service.submit(request, 2));
     accepted(await service.submit(request, 2));
     expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 10 });
-    await service.recordThroughput(0.75);
+    await service.recordThroughput({ secondsPerImageStep: 0.75, concurrency: 1 });
     expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 6 });
     expect(await service.depth()).toEqual({ waiting: 2, active: 0 });
   });
@@ -97,13 +97,19 @@ describe('a job snapshot', () => {
     expect(await takeNext(keys)).toBe(a.id);
     await records.start(a.id, new Date());
     await records.reportProgress(a.id, { stage: 1, stages: 4, step: 4, steps_total: 8, fraction: 0.5 });
-    expect(await service.secondsPerImageStep()).toBeNull();
-    await service.recordThroughput(0.5);
-    expect(await service.secondsPerImageStep()).toBe(0.5);
-    // a: 4 units left. b: a's 4 + its 8. c: a's 4 + b's 8 + its 8.
+    expect(await service.throughput()).toBeNull();
+    await service.recordThroughput({ secondsPerImageStep: 0.5, concurrency: 1 });
+    expect(await service.throughput()).toEqual({ secondsPerImageStep: 0.5, concurrency: 1 });
+    // One job at a time. a: 4 units left. b: a's 4 + its 8. c: a's 4 + b's 8 + its 8.
     expect(await service.snapshot(a.id)).toMatchObject({ record: { status: 'running' }, queuePosition: null, etaSeconds: 2 });
     expect(await service.snapshot(b.id)).toMatchObject({ queuePosition: 1, etaSeconds: 6 });
     expect(await service.snapshot(c.id)).toMatchObject({ queuePosition: 2, etaSeconds: 10 });
+    // Two at once (a worker with MAX_CONCURRENT_JOBS=2): b takes the free slot beside a at once (4
+    // rounds of 2 images, a's end); c takes a's slot beside b (4 rounds of 2, b's end), then 4 alone.
+    await service.recordThroughput({ secondsPerImageStep: 0.5, concurrency: 2 });
+    expect(await service.snapshot(a.id)).toMatchObject({ etaSeconds: (4 * 2) * 0.5 });
+    expect(await service.snapshot(b.id)).toMatchObject({ queuePosition: 1, etaSeconds: (4 * 2 + 4 * 2) * 0.5 });
+    expect(await service.snapshot(c.id)).toMatchObject({ queuePosition: 2, etaSeconds: (4 * 2 + 4 * 2 + 4) * 0.5 });
     expect(await service.cancel(c.id)).toEqual({ outcome: 'canceled' });
     expect(await service.snapshot(c.id)).toMatchObject({ record: { status: 'canceled' }, queuePosition: null, etaSeconds: null });
     expect(await service.snapshot('j000000000000000000000000')).toBeNull();

@@ -200,15 +200,19 @@ describe('the BullMQ queue', () => {
     const queue = new JobQueue(connectRedis(REDIS_URL, 'worker', 'queue-test-bull'), k);
     try {
       for (const id of ['q1', 'q2', 'q3']) await queue.add(id);
-      expect(await queue.standing('q1', 5)).toEqual({ position: 1, ahead: [] });
-      expect(await queue.standing('q3', 5)).toEqual({ position: 3, ahead: ['q2', 'q1'] });
-      expect(await queue.standing('q3', 1)).toEqual({ position: 3, ahead: ['q2'] });
+      expect(await queue.standing('q1', 5)).toEqual({ position: 1, ahead: [], behind: ['q2', 'q3'] });
+      expect(await queue.standing('q2', 5)).toEqual({ position: 2, ahead: ['q1'], behind: ['q3'] });
+      expect(await queue.standing('q3', 5)).toEqual({ position: 3, ahead: ['q2', 'q1'], behind: [] });
+      expect(await queue.standing('q3', 1)).toEqual({ position: 3, ahead: ['q2'], behind: [] });
+      expect(await queue.standing('q1', 1)).toEqual({ position: 1, ahead: [], behind: ['q2'] });
       expect(await queue.standing('nope', 5)).toBeNull();
+      expect(await queue.next(5)).toEqual(['q1', 'q2', 'q3']);
+      expect(await queue.next(2)).toEqual(['q1', 'q2']);
       expect(await queue.activeIds()).toEqual([]);
       expect(await queue.depth()).toEqual({ waiting: 3, active: 0 });
       expect(await queue.removeWaiting('q2')).toBe(true);
       expect(await queue.removeWaiting('q2')).toBe(false);
-      expect(await queue.standing('q3', 5)).toEqual({ position: 2, ahead: ['q1'] });
+      expect(await queue.standing('q3', 5)).toEqual({ position: 2, ahead: ['q1'], behind: [] });
     } finally {
       await queue.close();
     }

@@ -73,7 +73,7 @@ describe('POST /jobs', () => {
     expect(full.statusCode).toBe(503);
     expect(full.headers['retry-after']).toBe('10'); // nothing measured yet
     expect(full.json()).toMatchObject({ type: '/problems/queue-full', status: 503, detail: '1 jobs are queued or running (the cap is 1)' });
-    await infrastructure.jobs.recordThroughput(0.3);
+    await infrastructure.jobs.recordThroughput({ secondsPerImageStep: 0.3, concurrency: 1 });
     // 2 images x 4 stages x 5 steps = 40 units at 0.3 s.
     expect((await post({ class: 1, num_images: 2, steps: 5 })).headers['retry-after']).toBe('12');
     expect(await metric('pixelflow_jobs_rejected_total{reason="queue_full"}')).toBe(2);
@@ -96,10 +96,14 @@ describe('GET /jobs/:id', () => {
     const running = await created();
     const waiting = await created();
     infrastructure.jobs.start(running);
-    await infrastructure.jobs.recordThroughput(0.25);
-    // 8 units each (1 image x 4 stages x 2 steps): the running job's 8, then its own.
+    await infrastructure.jobs.recordThroughput({ secondsPerImageStep: 0.25, concurrency: 1 });
+    // One job at a time, 8 units each (1 image x 4 stages x 2 steps): the running job's 8, then its own.
     expect((await app.inject({ method: 'GET', url: `/jobs/${waiting}` })).json()).toMatchObject({ status: 'queued', queue_position: 1, eta_seconds: 4 });
     expect((await app.inject({ method: 'GET', url: `/jobs/${running}` })).json()).toMatchObject({ status: 'running', queue_position: null, eta_seconds: 2 });
+    // Two at once: the waiting job runs beside the running one, 8 rounds of 2 images; so does the running one.
+    await infrastructure.jobs.recordThroughput({ secondsPerImageStep: 0.25, concurrency: 2 });
+    expect((await app.inject({ method: 'GET', url: `/jobs/${waiting}` })).json()).toMatchObject({ queue_position: 1, eta_seconds: 4 });
+    expect((await app.inject({ method: 'GET', url: `/jobs/${running}` })).json()).toMatchObject({ queue_position: null, eta_seconds: 4 });
   });
 });
 

@@ -108,7 +108,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
       ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
       throughput,
       onRunning: (count) => metrics.jobsRunning.set(count),
-      onThroughput: (seconds) => throughputRecord.record(seconds),
+      onThroughput: (seconds) => throughputRecord.record({ secondsPerImageStep: seconds, concurrency: config.MAX_CONCURRENT_JOBS }),
       log,
     });
     processor = jobs;

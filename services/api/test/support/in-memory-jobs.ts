@@ -1,5 +1,5 @@
-import { etaSeconds, jobWork, queueFullRetryAfterSeconds, remainingWork } from '@pixelflow/queue';
-import type { CancelOutcome, JobRecord, JobRequest, JobService, JobSnapshot, QueueDepth, StoredEvent, Submission, WorkerHeartbeat } from '@pixelflow/queue';
+import { etaSeconds, jobShape, queueFullRetryAfterSeconds, remainingShape } from '@pixelflow/queue';
+import type { CancelOutcome, JobRecord, JobRequest, JobService, JobSnapshot, QueueDepth, StoredEvent, Submission, Throughput, WorkerHeartbeat } from '@pixelflow/queue';
 import type { JobEventName, JobEventPayload, JobImage } from '@pixelflow/schemas';
 
 // A job service in memory, for route tests: the JobService contract without
@@ -11,7 +11,7 @@ export class InMemoryJobService implements JobService {
   /** Waiting job ids, next first. */
   private readonly waiting: string[] = [];
   private readonly jobEvents = new Map<string, StoredEvent[]>();
-  private rate: number | null = null;
+  private measured: Throughput | null = null;
   private nextId = 1;
   private nextEventId = 1;
   /** Workers whose heartbeats are alive; set by tests. */
@@ -24,7 +24,7 @@ export class InMemoryJobService implements JobService {
   async submit(request: JobRequest, queueCap: number): Promise<Submission> {
     const depth = await this.depth();
     const inQueue = depth.waiting + depth.active;
-    if (inQueue >= queueCap) return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, this.rate) };
+    if (inQueue >= queueCap) return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, this.measured?.secondsPerImageStep ?? null) };
     const id = `j${(this.nextId++).toString(16).padStart(24, '0')}`;
     this.jobs.set(id, newRecord(id, request));
     this.waiting.push(id);
@@ -37,10 +37,19 @@ export class InMemoryJobService implements JobService {
     if (!record) return null;
     const index = this.waiting.indexOf(id);
     const queuePosition = index === -1 ? null : index + 1;
-    if (this.rate === null || (record.status !== 'queued' && record.status !== 'running')) return { record, queuePosition, etaSeconds: null };
+    const measured = this.measured;
+    if (measured === null || (record.status !== 'queued' && record.status !== 'running')) return { record, queuePosition, etaSeconds: null };
     const others = this.running().filter((job) => job.id !== id);
-    const workAhead = this.waiting.slice(0, Math.max(0, index)).reduce((sum, ahead) => sum + jobWork(this.get(ahead).parameters), 0);
-    const eta = etaSeconds({ ownRemaining: remainingWork(record), running: record.status === 'running', othersRunning: others.map(remainingWork), workAhead, secondsPerImageStep: this.rate });
+    const shapes = (ids: string[]) => ids.map((waiting) => jobShape(this.get(waiting).parameters));
+    const eta = etaSeconds({
+      own: remainingShape(record),
+      running: record.status === 'running',
+      othersRunning: others.map(remainingShape),
+      ahead: { jobs: shapes(this.waiting.slice(0, Math.max(0, index))), beyondWork: 0 },
+      behind: shapes(this.waiting.slice(index + 1)),
+      concurrency: measured.concurrency,
+      secondsPerImageStep: measured.secondsPerImageStep,
+    });
     return { record, queuePosition, etaSeconds: eta };
   }
 
@@ -77,12 +86,12 @@ export class InMemoryJobService implements JobService {
     return { waiting: this.waiting.length, active: this.running().length };
   }
 
-  async recordThroughput(secondsPerImageStep: number): Promise<void> {
-    this.rate = secondsPerImageStep;
+  async recordThroughput(throughput: Throughput): Promise<void> {
+    this.measured = throughput;
   }
 
-  async secondsPerImageStep(): Promise<number | null> {
-    return this.rate;
+  async throughput(): Promise<Throughput | null> {
+    return this.measured;
   }
 
   connected(): boolean {
@@ -101,7 +110,7 @@ export class InMemoryJobService implements JobService {
   start(id: string): void {
     const record = this.get(id);
     this.waiting.splice(this.waiting.indexOf(id), 1);
-    Object.assign(record, { status: 'running', attempt: record.attempt + 1, startedAt: new Date() });
+    Object.assign(record, { status: 'running', attempt: record.attempt + 1, startedAt: new Date(), progress: null, previews: [] });
     this.append(id, 'started', { attempt: record.attempt, steps_total: record.parameters.steps.reduce((a, b) => a + b, 0) });
   }
 
