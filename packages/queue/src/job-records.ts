@@ -71,15 +71,19 @@ return status
 // a finished job whose stream lacks its ending (or an ending whose record still says running).
 // The event has JobEvents.append's format (fields name and data; the job id published on the
 // events channel). KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset.
+// A script that fails part-way keeps the writes it made (Redis has no rollback), so the steps that
+// can fail (a key of the wrong type, a command refused) come before the status, which commits the
+// ending: a failed ending leaves the job unfinished, for the worker to write again in full, not
+// ended without its final event. Before the status, only the idempotent ZADD precedes the XADD.
 const END = `
 local function finish(status, finished_at, expires_at, expires_ms, job_id, event_data, channel)
-  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', finished_at, 'expires_at', expires_at)
+  -- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
   redis.call('ZADD', KEYS[3], expires_ms, job_id)
   redis.call('XADD', KEYS[2], '*', 'name', status, 'data', event_data)
-  redis.call('PUBLISH', channel, job_id)
-  -- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', finished_at, 'expires_at', expires_at)
   redis.call('PEXPIREAT', KEYS[1], expires_ms)
   redis.call('PEXPIREAT', KEYS[2], expires_ms)
+  redis.call('PUBLISH', channel, job_id)
 end
 `;
 

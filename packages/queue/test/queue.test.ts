@@ -100,6 +100,39 @@ describe('job records', () => {
     expect(await records.requestCancel('nope', at(4), 60)).toBeNull();
   });
 
+  it('leave a job unfinished when its ending fails part-way, so that writing it again writes all of it', async () => {
+    // Keys of the wrong type make the ending script fail at its expiry entry, then at its event.
+    const own = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+    const mine = new JobRecords(redis, own);
+    const image = { url: '/jobs/e1/images/0', width: 32, height: 32, sha256: 'e'.repeat(64) };
+    const ending = { status: 'succeeded' as const, images: [image] };
+    try {
+      await mine.create({ id: 'e1', model: 'm', parameters, createdAt: at(0) });
+      await mine.start('e1', at(1));
+      await new JobEvents(redis, own).append('e1', 'started', { attempt: 1, steps_total: 8 });
+      await redis.set(own.expiry, 'not a sorted set');
+      await expect(mine.finish('e1', ending, at(2), 60)).rejects.toThrow(/WRONGTYPE/);
+      await redis.del(own.expiry);
+      const events = await redis.xrange(own.events('e1'), '-', '+');
+      await redis.del(own.events('e1'));
+      await redis.set(own.events('e1'), 'not a stream');
+      await expect(mine.finish('e1', ending, at(2), 60)).rejects.toThrow(/WRONGTYPE/);
+      expect(await mine.get('e1')).toMatchObject({ status: 'running', finishedAt: null });
+      expect(await redis.pttl(own.job('e1'))).toBe(-1);
+      await redis.del(own.events('e1'));
+      for (const [, fields] of events) await redis.xadd(own.events('e1'), '*', ...fields);
+      // Written again, all of it: status, one final event, expiry.
+      expect(await mine.finish('e1', ending, at(3), 60)).toBe('succeeded');
+      expect(await mine.get('e1')).toMatchObject({ status: 'succeeded', images: [image], finishedAt: at(3) });
+      expect((await new JobEvents(redis, own).read('e1')).map((e) => e.name)).toEqual(['started', 'succeeded']);
+      expect(await mine.expired(at(63))).toEqual(['e1']);
+      expect(await redis.pexpiretime(own.job('e1'))).toBe(at(63).getTime());
+    } finally {
+      const stale = await redis.keys(`${own.prefix}:*`);
+      if (stale.length > 0) await redis.del(...stale);
+    }
+  });
+
   it('count attempts when a job is started again after its worker died, dropping what the earlier attempt reported', async () => {
     await records.create({ id: 'r1', model: 'm', parameters, createdAt: at(0) });
     await records.start('r1', at(1));
