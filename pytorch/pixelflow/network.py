@@ -3,8 +3,11 @@
 Written for export as much as for eager use: every shape-dependent quantity (RoPE angles, the
 stage-size embedding, unpatchify) is computed from the input's height and width, so one traced ONNX
 graph serves every cascade stage. LayerNorm, RMSNorm and GELU are spelled out with elementary ops
-because torch 1.13 writes an invalid LayerNorm node at opset 17 (shared/research/feasibility-mnist.md);
-eager runs (training, the reference sampler) use the fused kernels, which agree to float rounding.
+because torch 1.13 writes an invalid LayerNorm node at opset 17 (shared/research/feasibility-mnist.md),
+in exactly the forms onnxruntime's LayerNormFusion, SimplifiedLayerNormFusion and FastGeluFusion
+match, so the graph stays standard ONNX and onnxruntime still runs each as one kernel (a test checks
+the fused kernels in its profile). Eager runs (training, the reference sampler) use PyTorch's fused
+kernels, which agree to float rounding.
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ def layer_norm(x: torch.Tensor) -> torch.Tensor:
     """LayerNorm over the last axis without affine parameters."""
     if not torch.onnx.is_in_onnx_export():  # the fused kernel trains several times faster
         return torch.nn.functional.layer_norm(x, x.shape[-1:], eps=NORM_EPS)
-    mean = x.mean(dim=-1, keepdim=True)
-    centred = x - mean
-    variance = (centred * centred).mean(dim=-1, keepdim=True)
-    return centred / torch.sqrt(variance + NORM_EPS)
+    # Written as onnxruntime's LayerNormFusion expects (Pow, and a constant scale and bias), so the
+    # runtime turns these nodes into one LayerNormalization kernel.
+    centred = x - x.mean(dim=-1, keepdim=True)
+    normed = centred / torch.sqrt(torch.pow(centred, 2).mean(dim=-1, keepdim=True) + NORM_EPS)
+    return normed * torch.ones(x.shape[-1]) + torch.zeros(x.shape[-1])
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     if not torch.onnx.is_in_onnx_export():
         return torch.nn.functional.gelu(x, approximate="tanh")
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    # The form onnxruntime's FastGeluFusion expects, so the runtime runs one FastGelu kernel.
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
 
 
 def unpatchify(tokens: torch.Tensor, batch, rows, cols, patch: int, channels: int) -> torch.Tensor:
@@ -58,7 +63,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + NORM_EPS) * self.weight
+        if not torch.onnx.is_in_onnx_export():
+            return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + NORM_EPS) * self.weight
+        # The form onnxruntime's SimplifiedLayerNormFusion expects: one kernel at run time.
+        return x / torch.sqrt(torch.pow(x, 2).mean(dim=-1, keepdim=True) + NORM_EPS) * self.weight
 
 
 class EmbeddingMLP(nn.Module):

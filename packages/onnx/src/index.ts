@@ -22,3 +22,10 @@ export {
   type CudaProviderExpectations,
   type CudaProviderReport,
 } from './cuda-provider.ts';
+export {
+  profileOperators,
+  summariseProfile,
+  type OperatorProfile,
+  type OperatorTime,
+  type ProfileOptions,
+} from './operator-profile.ts';
