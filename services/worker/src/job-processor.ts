@@ -2,15 +2,16 @@ import { WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME, type Keys, type QueuedJobData } from '@pixelflow/queue';
 import type { Logger } from 'pino';
-import type { JobEnder } from './job-ending.ts';
-import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobOutcome } from './job-outcome.ts';
+import { EndingNotWritten, type JobEnder } from './job-ending.ts';
+import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOutcome } from './job-outcome.ts';
 import type { ThroughputMeter } from './throughput-meter.ts';
 
 // Takes jobs from BullMQ, up to `concurrency` at once, runs each, and acts on
-// its outcome: an ending goes to the JobEnder; a job stopped by shutdown goes
-// back to the queue; a job whose lock was lost is left to BullMQ's stalled-job
-// check, which returns it to the queue (its new owner, if any, must not see
-// this worker write to it).
+// its outcome: an ending goes to the JobEnder (which tries again while Redis
+// refuses it); a job stopped by shutdown goes back to the queue; a job whose
+// lock was lost is left to BullMQ's stalled-job check, which returns it to the
+// queue (its new owner, if any, must not see this worker write to it). A job
+// whose ending could not be written by then is treated the same way.
 
 export type RunJob = (jobId: string, signal: AbortSignal, log: Logger) => Promise<JobOutcome>;
 
@@ -32,6 +33,10 @@ export interface JobProcessorOptions {
 
 export class JobProcessor {
   private readonly running = new Map<string, AbortController>();
+  /** Jobs whose ending is being written: aborted when their lock is lost, to stop trying. */
+  private readonly ending = new Map<string, AbortController>();
+  /** Aborted when the shutdown grace has run out (or the processor has stopped): endings stop being tried again. */
+  private readonly shutdown = new AbortController();
   private readonly options: JobProcessorOptions;
   private readonly bull: Worker<QueuedJobData>;
 
@@ -49,17 +54,23 @@ export class JobProcessor {
     });
     const { log, ender } = options;
     // BullMQ fails a job for reasons outside the processor too (one that stalled more than
-    // maxStalledCount times); its record, left running, would then never end nor expire.
+    // maxStalledCount times); its record, left running, would then never end nor expire. A job
+    // failed over an ending this worker could not write ends as that ending, never as a failure.
     this.bull.on('failed', (job, error) => {
       if (!job) return;
-      ender.end(job.data.id, { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } }).catch((endError: unknown) =>
-        log.error({ err: endError, job_id: job.data.id }, 'could not record the failure of a job BullMQ failed'),
+      const unwritten = error instanceof EndingNotWritten ? error : null;
+      const ending: JobEnding = unwritten?.ending ?? { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } };
+      ender.end(job.data.id, ending, this.shutdown.signal, unwritten?.startedAt).catch((endError: unknown) =>
+        log.error({ err: endError, job_id: job.data.id, status: ending.status }, 'could not record the ending of a job BullMQ failed'),
       );
     });
     this.bull.on('error', (error) => log.error({ err: error }, 'queue error'));
     this.bull.on('lockRenewalFailed', (ids) => {
       log.error({ job_ids: ids }, 'lost the lock of a running job: stopping it (another worker may take it over)');
-      for (const jobId of ids) this.running.get(jobId)?.abort(ABORT_LOCK_LOST);
+      for (const jobId of ids) {
+        this.running.get(jobId)?.abort(ABORT_LOCK_LOST);
+        this.ending.get(jobId)?.abort(ABORT_LOCK_LOST);
+      }
     });
   }
 
@@ -87,11 +98,14 @@ export class JobProcessor {
     const closing = this.bull.close();
     const grace = setTimeout(() => {
       for (const controller of this.running.values()) controller.abort(ABORT_SHUTDOWN);
+      this.shutdown.abort(ABORT_SHUTDOWN);
     }, graceMs);
     try {
       await closing;
     } finally {
       clearTimeout(grace);
+      // Nothing of this processor runs any more; an ending still being tried (for 'failed') stops too.
+      this.shutdown.abort(ABORT_SHUTDOWN);
     }
   }
 
@@ -123,23 +137,55 @@ export class JobProcessor {
       case 'skipped':
         return;
       case 'ended': {
-        // Ended here, the job completes in BullMQ; if ending it fails, BullMQ fails it and 'failed' tries again.
-        await this.options.ender.end(job.data.id, outcome.ending, outcome.startedAt);
+        // Ended here, the job completes in BullMQ.
+        await this.end(job, token, outcome.ending, outcome.startedAt, log);
         const rate = this.options.throughput.take();
         if (rate !== null) await this.options.onThroughput(rate).catch((error: unknown) => log.warn({ err: error }, 'recording throughput failed'));
         return;
       }
       case 'let-go':
-        if (outcome.reason === ABORT_SHUTDOWN) {
-          // Back to the wait list now, for the next worker; WaitingError tells BullMQ the processor moved it.
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
+        if (outcome.reason === ABORT_SHUTDOWN) return this.handBack(job, token);
         // The lock is gone, so BullMQ cannot complete or fail it either; its stalled-job check
         // returns the job to the wait list (counting one stall) once the lock has expired.
         // (Should Redis have kept the lock after all, BullMQ fails the job with this message and
         // 'failed' above ends it so: an error the user sees, never a job left running forever.)
         throw new Error('this worker lost the job\'s lock (Redis unreachable for longer than LOCK_DURATION_MS)');
     }
+  }
+
+  /**
+   * Writes the job's ending, the JobEnder trying again while Redis refuses it, until this worker
+   * stops or loses the job's lock. Given up, the job is not failed: stopping, this worker hands it
+   * back to the queue, for the next worker to run from its seed and end; with the lock lost,
+   * BullMQ's stalled check returns it there. Either way EndingNotWritten carries the ending, should
+   * BullMQ fail the job after all (then 'failed' above writes the ending).
+   */
+  private async end(job: Job<QueuedJobData>, token: string | undefined, ending: JobEnding, startedAt: Date | undefined, log: Logger): Promise<void> {
+    const jobId = job.data.id;
+    const lockLost = new AbortController();
+    this.ending.set(jobId, lockLost);
+    try {
+      await this.options.ender.end(jobId, ending, AbortSignal.any([lockLost.signal, this.shutdown.signal]), startedAt);
+    } catch (error) {
+      const unwritten = new EndingNotWritten(ending, startedAt, error);
+      log.error({ err: error, status: ending.status, lock_lost: lockLost.signal.aborted }, 'gave up recording how the job ended: it goes back to the queue');
+      if (lockLost.signal.aborted) throw unwritten;
+      await this.handBack(job, token, unwritten);
+    } finally {
+      if (this.ending.get(jobId) === lockLost) this.ending.delete(jobId);
+    }
+  }
+
+  /**
+   * Back to the wait list now, for the next worker; WaitingError tells BullMQ the processor moved
+   * it. Should Redis refuse that too, `unwritten` (when given) goes to BullMQ instead.
+   */
+  private async handBack(job: Job<QueuedJobData>, token: string | undefined, unwritten?: EndingNotWritten): Promise<never> {
+    try {
+      await job.moveToWait(token);
+    } catch (error) {
+      throw unwritten ?? error;
+    }
+    throw new WaitingError();
   }
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, type Keys } from '@pixelflow/queue';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadWorkerConfig } from '../../src/config.ts';
 import { startWorker, type RunningWorker } from '../../src/worker.ts';
 
@@ -27,12 +27,26 @@ export interface WorkerHarness {
   /** Records and queues job `id` with parameters `p`. */
   submit(id: string, p: ResolvedGeneration): Promise<void>;
   statusOf(id: string): Promise<string | undefined>;
-  /** Starts a worker on this prefix and folder; `env` overrides the test defaults. */
-  startWorker(env?: Record<string, string>): Promise<RunningWorker>;
+  /** Starts a worker on this prefix and folder; `env` overrides the test defaults; it logs to `log` (default: nowhere). */
+  startWorker(env?: Record<string, string>, log?: Logger): Promise<RunningWorker>;
   /** Stops the workers it started that are still running. */
   stopWorkers(): Promise<void>;
   /** Stops the workers, deletes every key of the prefix and the results folder. */
   close(): Promise<void>;
+}
+
+/** A logger whose lines a test reads back (parsed pino JSON). */
+export interface CapturedLog {
+  log: Logger;
+  lines: Record<string, unknown>[];
+  /** Lines with this message (about job `jobId`, when given). */
+  count(msg: string, jobId?: string): number;
+}
+
+export function captureLog(): CapturedLog {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { log, lines, count: (msg, jobId) => lines.filter((line) => line['msg'] === msg && (jobId === undefined || line['job_id'] === jobId)).length };
 }
 
 export async function openWorkerHarness(name: string): Promise<WorkerHarness> {
@@ -59,7 +73,7 @@ export async function openWorkerHarness(name: string): Promise<WorkerHarness> {
     async statusOf(id) {
       return (await records.get(id))?.status;
     },
-    async startWorker(env = {}) {
+    async startWorker(env = {}, log = pino({ level: 'silent' })) {
       const config = loadWorkerConfig({
         REDIS_URL,
         REDIS_PREFIX: keys.prefix,
@@ -72,7 +86,7 @@ export async function openWorkerHarness(name: string): Promise<WorkerHarness> {
         LOG_LEVEL: 'silent',
         ...env,
       });
-      const worker = await startWorker(config, pino({ level: 'silent' }));
+      const worker = await startWorker(config, log);
       workers.push(worker);
       return worker;
     },
