@@ -226,6 +226,10 @@ describe.concurrent('pixelflow generate', () => {
       provider: string;
       model_calls: number;
       elapsed_ms: number;
+      model_call_ms: number;
+      load_ms: number;
+      write_ms: number;
+      total_ms: number;
       resolution: number;
     };
     const { seed } = summary.parameters;
@@ -246,6 +250,10 @@ describe.concurrent('pixelflow generate', () => {
     expect(summary).toMatchObject({ external_noise: false, provider: 'cpu', model_calls: 4, resolution: SIDE });
     expect(summary.model).toMatchObject({ name: 'tiny-random', dir: TINY });
     expect(summary.elapsed_ms).toBeGreaterThan(0);
+    // The timings add up: model calls happen inside sampling, and the parts inside the whole.
+    expect(summary.model_call_ms).toBeGreaterThanOrEqual(0);
+    expect(summary.model_call_ms).toBeLessThanOrEqual(summary.elapsed_ms);
+    expect(summary.load_ms + summary.elapsed_ms + summary.write_ms).toBeLessThanOrEqual(summary.total_ms + 3);
     expect(result.stderr).toContain(`seed ${seed} (random)`);
     expect(parameters(await readFile(path)).seed).toBe(seed);
   });

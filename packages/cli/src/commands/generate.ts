@@ -311,9 +311,11 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
       throw error;
     }
 
+    const writeStarted = performance.now();
     const files = encodeImages(result, generation, manifest, noise !== undefined);
     await createFolder('--out', outDir, COMMAND);
     const paths = await writeAll(outDir, files, controller.signal);
+    const writeMs = performance.now() - writeStarted;
     if (dumpDir !== undefined) {
       await createFolder('--dump', dumpDir, COMMAND);
       await writeDump(dumpDir, manifest, generation.num_images, result);
@@ -346,8 +348,13 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
         resolution: manifest.resolution,
         provider: onnx.provider,
         model_calls: result.modelCalls,
+        // Where the time went (bench/cpu.ts reads these): loading the model, sampling (of which
+        // `model_call_ms` inside onnxruntime's run), encoding and writing the PNGs, and all of it
+        // from the command's start (after the process and its imports started).
         elapsed_ms: Math.round(result.elapsedMs),
+        model_call_ms: Math.round(onnx.stats().runMs),
         load_ms: Math.round(loadMs),
+        write_ms: Math.round(writeMs),
         total_ms: Math.round(performance.now() - started),
       };
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
