@@ -7,6 +7,7 @@ import type { JobImage, JobProgress, ResolvedGeneration } from '@pixelflow/schem
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
 import { ProgressReporter } from './progress-reporter.ts';
+import { SideEffects } from './side-effects.ts';
 import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOutcome } from './job-outcome.ts';
 
 // One job, from its record to its images: take it (unless it was canceled
@@ -33,28 +34,6 @@ export interface JobRunnerDeps {
   metrics: WorkerMetrics;
   /** Hears each model call's work as it completes (job images x 1 call), for worker throughput. */
   onImageSteps?: (imageSteps: number) => void;
-}
-
-/** Serialises the async side effects of the sampler's synchronous callbacks, in order. */
-class Sequence {
-  private tail: Promise<void> = Promise.resolve();
-  private failure: unknown = null;
-
-  push(task: () => Promise<unknown>): void {
-    this.tail = this.tail.then(async () => {
-      if (this.failure !== null) return;
-      try {
-        await task();
-      } catch (error) {
-        this.failure = error;
-      }
-    });
-  }
-
-  async drain(): Promise<void> {
-    await this.tail;
-    if (this.failure !== null) throw this.failure;
-  }
 }
 
 /**
@@ -98,6 +77,13 @@ class SamplingFailure extends Error {
   }
 }
 
+/** A progress or preview write that failed, which stopped the job (a worker error, not the sampler's). */
+class WriteFailure extends Error {
+  constructor(cause: unknown) {
+    super(`could not record the job's progress or previews: ${errorLine(cause)}`, { cause });
+  }
+}
+
 async function computeJob(deps: JobRunnerDeps, id: string, signal: AbortSignal, startedAt: Date, progress: { imageSteps: number }): Promise<JobEnding> {
   const { records, events, log } = deps;
   const record = await records.get(id);
@@ -130,14 +116,21 @@ async function sampleWithSideEffects(
   const { records, events, store } = deps;
   const manifest = deps.modelDir.manifest;
   const stages = manifest.stages.length;
-  const sideEffects = new Sequence();
+  // A write that fails stops the job at its next model call: computing on, its progress and previews
+  // would go unwritten (later writes cannot overtake a lost one), and so would the rest of the job.
+  const writeFailed = new AbortController();
+  const sideEffects = new SideEffects((error) => {
+    deps.log.error({ err: error }, 'writing the job\'s progress or previews failed: stopping the job');
+    writeFailed.abort(new WriteFailure(error));
+  });
+  const stop = AbortSignal.any([signal, writeFailed.signal]);
   const progressReports = new ProgressReporter((reports) => sideEffects.push(() => records.reportProgresses(id, reports)), PROGRESS_INTERVAL_MS);
   try {
     const result = await sample({
       ...sampleOptionsFor(g, manifest),
       // A stopped job's call that still waits for the model is dropped, not computed for nothing.
-      model: deps.model.withSignal(signal),
-      signal,
+      model: deps.model.withSignal(stop),
+      signal: stop,
       onStep: (step) => {
         const done = step.stepsDone * g.num_images;
         deps.onImageSteps?.(done - progress.imageSteps);
@@ -164,7 +157,7 @@ async function sampleWithSideEffects(
         });
       },
     }).catch((error: unknown) => {
-      throw signal.aborted ? error : new SamplingFailure(error);
+      throw stop.aborted ? error : new SamplingFailure(error);
     });
     progressReports.flush();
     await sideEffects.drain();
@@ -172,6 +165,8 @@ async function sampleWithSideEffects(
   } catch (error) {
     progressReports.flush();
     await sideEffects.drain().catch(() => undefined);
+    // A cancel, shutdown or lost lock is runJob's to tell apart; otherwise a failed write says why it stopped.
+    if (!signal.aborted && writeFailed.signal.aborted) throw writeFailed.signal.reason;
     throw error;
   }
 }

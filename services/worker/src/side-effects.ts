@@ -1,0 +1,33 @@
+// The writes that the sampler's synchronous callbacks start (progress reports, stage previews),
+// made one at a time in the order they were asked for. The first that fails ends the sequence:
+// later ones are not made (an event must not overtake one that was lost), and `onFailure` hears
+// it at once, so that the job can stop now instead of computing on with its events unwritten.
+
+export class SideEffects {
+  private tail: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | null = null;
+  private readonly onFailure: (error: unknown) => void;
+
+  constructor(onFailure: (error: unknown) => void) {
+    this.onFailure = onFailure;
+  }
+
+  /** Runs `task` after the ones pushed before it, unless one of them failed. */
+  push(task: () => Promise<unknown>): void {
+    this.tail = this.tail.then(async () => {
+      if (this.failure !== null) return;
+      try {
+        await task();
+      } catch (error) {
+        this.failure = { error };
+        this.onFailure(error);
+      }
+    });
+  }
+
+  /** Resolves once every pushed task has run; rejects with the first failure. */
+  async drain(): Promise<void> {
+    await this.tail;
+    if (this.failure !== null) throw this.failure.error;
+  }
+}
