@@ -9,10 +9,11 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { findPython, pythonEnv } from '@pixelflow/cli/python';
+import { pythonEnv } from '@pixelflow/cli/python';
 import { loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample } from '@pixelflow/sampler';
+import { findReferencePython } from './reference-python.ts';
 
 const FIXTURE = fileURLToPath(new URL('../test/fixtures/tiny/', import.meta.url));
 const FIXTURE_CHECKPOINT = fileURLToPath(new URL('../test/fixtures/tiny-checkpoint/', import.meta.url));
@@ -80,9 +81,11 @@ async function ours(modelPath: string, batch: number): Promise<Omit<Row, 'model'
   }
 }
 
+const referencePython = await findReferencePython();
+
 async function reference(checkpoint: string, batch: number): Promise<number | null> {
-  const { python } = await findPython();
-  if (!python) return null;
+  if (!referencePython) return null;
+  const { python } = referencePython;
   const args = ['-m', 'pixelflow.bench', checkpoint, '--batch', `${batch}`, '--steps', `${STEPS}`, '--cfg', `${CFG}`, '--repeats', `${repeats}`];
   const stdout = await new Promise<string>((resolve, reject) =>
     execFile(python.executable, args, { env: pythonEnv() }, (error, out, err) => (error ? reject(new Error(err || error.message)) : resolve(out))),
@@ -115,6 +118,7 @@ const table = rows.map((r) => [
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
 console.log(`Euler ${STEPS} steps per stage, CFG ${CFG}, ${repeats} timed runs after one warm-up (median images/s)`);
+console.log(referencePython?.note ?? 'reference: no python with torch found (see pixelflow convert --help)');
 console.log(line(header));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of table) console.log(line(row));

@@ -68,7 +68,7 @@ export function summariseProfile(events: readonly ProfileEvent[], runs: number, 
  */
 export async function profileOperators(model: ModelDir, shape: Shape4, options: ProfileOptions = {}): Promise<OperatorProfile> {
   const { warmup = 2, runs = 3, intraOpNumThreads = availableParallelism() } = options;
-  const ort = (await import('onnxruntime-node')).default;
+  const ort = await import('onnxruntime-node');
   const { inputs } = model.manifest.onnx;
   const scratch = await mkdtemp(join(tmpdir(), 'pixelflow-profile-'));
   try {
