@@ -1,25 +1,53 @@
 #!/usr/bin/env tsx
-import { CONVERT_SUMMARY, CONVERT_USAGE, convertCommand } from './commands/convert.ts';
-import { CUDA_SUMMARY, CUDA_USAGE, cudaCommand } from './commands/cuda.ts';
-import { EVAL_SUMMARY, EVAL_USAGE, evalCommand } from './commands/eval.ts';
-import { GENERATE_SUMMARY, GENERATE_USAGE, generateCommand } from './commands/generate.ts';
+import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
 
 // Entry point of the `pixelflow` command: picks the subcommand and turns
 // errors into one line on stderr plus an exit status (2 for bad input).
+// A command's module is loaded only when it is used: `pixelflow --help` and bad
+// command names answer without loading zod, onnxruntime and the rest.
 
 interface Command {
   summary: string;
+  /** The command's module: its usage text and what runs it. */
+  load(): Promise<LoadedCommand>;
+}
+
+interface LoadedCommand {
   usage: string;
   /** Resolves with the exit status. */
   run(args: readonly string[]): Promise<number>;
 }
 
 const COMMANDS: Record<string, Command> = {
-  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: convertCommand },
-  generate: { summary: GENERATE_SUMMARY, usage: GENERATE_USAGE, run: generateCommand },
-  eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: evalCommand },
-  cuda: { summary: CUDA_SUMMARY, usage: CUDA_USAGE, run: cudaCommand },
+  convert: {
+    summary: CONVERT_SUMMARY,
+    load: async () => {
+      const { CONVERT_USAGE, convertCommand } = await import('./commands/convert.ts');
+      return { usage: CONVERT_USAGE, run: convertCommand };
+    },
+  },
+  generate: {
+    summary: GENERATE_SUMMARY,
+    load: async () => {
+      const { GENERATE_USAGE, generateCommand } = await import('./commands/generate.ts');
+      return { usage: GENERATE_USAGE, run: generateCommand };
+    },
+  },
+  eval: {
+    summary: EVAL_SUMMARY,
+    load: async () => {
+      const { EVAL_USAGE, evalCommand } = await import('./commands/eval.ts');
+      return { usage: EVAL_USAGE, run: evalCommand };
+    },
+  },
+  cuda: {
+    summary: CUDA_SUMMARY,
+    load: async () => {
+      const { CUDA_USAGE, cudaCommand } = await import('./commands/cuda.ts');
+      return { usage: CUDA_USAGE, run: cudaCommand };
+    },
+  },
 };
 
 const USAGE = `Usage: pixelflow <command> [options]
@@ -51,11 +79,11 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (name === 'help') {
-    process.stdout.write(rest[0] === undefined ? USAGE : lookup(rest[0]).usage);
+    process.stdout.write(rest[0] === undefined ? USAGE : (await lookup(rest[0]).load()).usage);
     return 0;
   }
   if (name.startsWith('-')) throw new UsageError(`unknown option ${name} (see pixelflow --help)`);
-  return lookup(name).run(rest);
+  return (await lookup(name).load()).run(rest);
 }
 
 try {

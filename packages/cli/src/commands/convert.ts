@@ -3,6 +3,7 @@ import { ManifestDefaults } from '@pixelflow/schemas';
 import { CliError, UsageError } from '../errors.ts';
 import { numeric, parseFlags } from '../flags.ts';
 import { describeTried, findPython, installHint, pythonEnv, runPython } from '../python.ts';
+import { CONVERT_SUMMARY } from './summaries.ts';
 
 const COMMAND = 'convert';
 
@@ -10,8 +11,6 @@ const COMMAND = 'convert';
 // PyTorch checkpoint, export ONNX, write pixelflow.json) is Python, in
 // pytorch/pixelflow/convert.py. This side checks the command line, finds a
 // Python that can run it, and hands over.
-
-export const CONVERT_SUMMARY = 'Convert a PixelFlow checkpoint into a model folder the service loads';
 
 export const CONVERT_USAGE = `Usage: pixelflow convert <checkpoint-dir> <out-dir> [options]
 

@@ -17,6 +17,7 @@ import {
 } from '@pixelflow/onnx';
 import { CliError, UsageError } from '../errors.ts';
 import { parseFlags } from '../flags.ts';
+import { CUDA_SUMMARY } from './summaries.ts';
 
 const COMMAND = 'cuda';
 
@@ -35,8 +36,6 @@ export const PROVIDER_PACKAGE = {
   integrity: 'sha512-FopIhNE/Ng+v2X65wVc9clPCBCvhvA53Hxo2U0Kf5fGdVsC7iCA+mZ0KLWggcQAj7TIZ6pNidR4AC10g74Xo6w==',
   onnxruntime: '1.29.0',
 } as const;
-
-export const CUDA_SUMMARY = "Install onnxruntime's CUDA provider (opt-in) or check that it can load";
 
 export const CUDA_USAGE = `Usage: pixelflow cuda install [options]
        pixelflow cuda check [options]

@@ -28,6 +28,7 @@ import { flagMessage, numeric, parseFlags, parseThreads, stepsValue } from '../f
 import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { bar, formatDuration, StatusLine } from '../progress.ts';
 import { repoRoot } from '../repo.ts';
+import { EVAL_SUMMARY } from './summaries.ts';
 
 // `pixelflow eval`: how good a class-conditional model is, and how that changes with CFG and
 // steps. For every (cfg, steps) combination it samples the same images with the product's own
@@ -40,8 +41,6 @@ import { repoRoot } from '../repo.ts';
 // only by their sampling parameters (and the same arguments give the same table, timings aside).
 
 const COMMAND = 'eval';
-
-export const EVAL_SUMMARY = 'Evaluate a class-conditional model: class accuracy and Fréchet distance by CFG and steps';
 
 export const DEFAULT_CLASSIFIER_DIR = join(repoRoot, 'models/digit-classifier');
 export const DEFAULT_PER_CLASS = 50;

@@ -35,6 +35,7 @@ import { checkFolder, createFolder, errorCode, npyDtypeName, writeAll } from '..
 import { flagMessage, numeric, parseFlags, parseThreads, stepsValue } from '../flags.ts';
 import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { batchFactors, formatDuration, GenerationProgress } from '../progress.ts';
+import { GENERATE_SUMMARY } from './summaries.ts';
 
 // `pixelflow generate`: one generation on this machine, no service needed. It
 // checks everything it can before loading the model (flags, the model folder,
@@ -43,8 +44,6 @@ import { batchFactors, formatDuration, GenerationProgress } from '../progress.ts
 // parameter, byte-identical for the same arguments.
 
 const COMMAND = 'generate';
-
-export const GENERATE_SUMMARY = 'Generate images of a class with a converted model, as PNG files';
 
 export const GENERATE_USAGE = `Usage: pixelflow generate [--model DIR] [options]
 
