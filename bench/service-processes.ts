@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundle, bundlePath, ensureFresh } from '../scripts/compiled.mjs';
 
 // What the service benchmarks share: the API and the worker as child processes, started the way
-// `pnpm start` starts them, and a wait for them to answer.
+// `pnpm start` starts them (their compiled bundles, rebuilt here if a source is newer), and a wait
+// for them to answer.
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
+
+await ensureFresh([bundle('api'), bundle('worker')]);
 
 export interface BenchServiceOptions {
   redisUrl: string;
@@ -37,7 +40,7 @@ export function benchServiceEnv(o: BenchServiceOptions): NodeJS.ProcessEnv {
 
 /** Starts `services/<name>` with `env`; its output goes to this process's. */
 export function startService(name: 'api' | 'worker', env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  return spawn(process.execPath, ['--enable-source-maps', bundlePath(bundle(name))], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 /** Resolves once `check` does, trying every 100 ms for up to `seconds`. */

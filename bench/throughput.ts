@@ -73,7 +73,7 @@ async function mediumModel(): Promise<string> {
   const checkpoint = join(root, 'checkpoint');
   const pythonPath = { ...pythonEnv(), PYTHONPATH: join(REPO, 'pytorch') };
   await run(python.executable, ['-m', 'pixelflow.random_checkpoint', checkpoint, '--heads', '4', '--head-dim', '64', '--depth', '6', '--resolution', '64', '--stages', '4'], pythonPath);
-  await run(process.execPath, ['--import', 'tsx', join(REPO, 'packages/cli/src/main.ts'), 'convert', checkpoint, model, '--name', 'medium-random-64', '--force']);
+  await run(process.execPath, [join(REPO, 'packages/cli/bin/pixelflow.mjs'), 'convert', checkpoint, model, '--name', 'medium-random-64', '--force']);
   return model;
 }
 

@@ -8,12 +8,15 @@ import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { bundle, bundlePath, ensureFresh } from './compiled.mjs';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
 // the binary is installed), starts the worker and the API, waits until the
 // API is ready and prints its URL. Ctrl-C stops everything cleanly.
-// Configuration is the services' environment variables (README).
+// The services run as compiled bundles (scripts/build.mjs), rebuilt here first
+// when a source is newer than them. Configuration is the services' environment
+// variables (README).
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const env: Record<string, string | undefined> = { ...process.env };
@@ -88,8 +91,19 @@ async function ensureRedis(): Promise<void> {
   shutdown(1);
 }
 
+/** Rebuilds the API's and the worker's bundles if a source is newer than them; exits 1 if that fails. */
+async function ensureServicesBuilt(): Promise<void> {
+  try {
+    const rebuilt = await ensureFresh([bundle('api'), bundle('worker')], { logLevel: 'error' });
+    if (rebuilt.length > 0) say(`rebuilt the ${rebuilt.join(' and ')} from changed sources`);
+  } catch (error) {
+    say((error as Error).message);
+    process.exit(1);
+  }
+}
+
 function startService(name: 'api' | 'worker'): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, `services/${name}/src/main.ts`)], { cwd: REPO, env, stdio: 'inherit' });
+  const child = spawn(process.execPath, ['--enable-source-maps', bundlePath(bundle(name))], { cwd: REPO, env, stdio: 'inherit' });
   children.push(child);
   child.once('exit', (code, signal) => {
     if (stopping) return;
@@ -115,6 +129,7 @@ function shutdown(code: number): void {
 process.on('SIGINT', () => shutdown(0));
 process.on('SIGTERM', () => shutdown(0));
 
+await ensureServicesBuilt();
 await ensureRedis();
 // The page is built on every start (about a second), so it always matches the sources.
 if (env['WEB_DIR'] === undefined) {
