@@ -42,6 +42,13 @@ function sourceUrlPlugin(outdir) {
       build.onLoad({ filter: /\.(ts|mts|js|mjs)$/ }, (args) => {
         if (args.path.split(sep).includes('node_modules')) return undefined;
         const source = readFileSync(args.path, 'utf8');
+        // The other ways to ask where a module is would name the bundle's folder; refuse them
+        // rather than build something whose paths differ from the sources'.
+        const other = /import\.meta\.(dirname|filename|resolve)\b/.exec(source);
+        if (other) {
+          const line = source.slice(0, other.index).split('\n').length;
+          return { errors: [{ text: `${other[0]} would name the bundle, not this file: use import.meta.url, which the build maps to this file`, location: { file: posixRelative(REPO, args.path), line, column: 0, lineText: source.split('\n')[line - 1] ?? '' } }] };
+        }
         if (!source.includes('import.meta.url')) return undefined;
         const url = `new URL(${JSON.stringify(posixRelative(outdir, args.path))}, import.meta.url).href`;
         return { contents: source.replaceAll('import.meta.url', url), loader: /\.m?ts$/.test(args.path) ? 'ts' : 'js' };
