@@ -1,10 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle, bundlePath, ensureFresh, REPO } from '../scripts/compiled.mjs';
+import { interruptMidSampling } from '../packages/cli/test/support/run-cli.ts';
 
 // The compiled CLI as users run it (`node packages/cli/bin/pixelflow.mjs`, which
 // node_modules/.bin/pixelflow and `pnpm pixelflow` call): it must behave exactly like the
@@ -70,23 +71,8 @@ describe('the compiled CLI, next to the sources run by tsx', () => {
 
   it('stops on Ctrl-C with status 130 and writes no images', async () => {
     const out = join(dir, 'interrupted');
-    const child = spawn(process.execPath, [join(REPO, LAUNCHER), 'generate', '--model', TINY, '--threads', '1', '--out', out, '--count', '8', '--steps', '100'], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    await new Promise<void>((resolve) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('stage 1/4')) resolve();
-      });
-      child.on('close', () => resolve());
-    });
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
+    const { code, stdout, stderr } = await interruptMidSampling([join(REPO, LAUNCHER)], ['--model', TINY, '--threads', '1', '--out', out, '--count', '8', '--steps', '100']);
+    expect(code).toBe(130);
     expect(stdout).toBe('');
     expect(stderr.trimEnd().split('\n').at(-1)).toBe('pixelflow generate: interrupted by SIGINT; no images written');
     expect(existsSync(out)).toBe(false);

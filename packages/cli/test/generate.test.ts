@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,7 +8,7 @@ import { ImageParameters } from '@pixelflow/schemas';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../src/repo.ts';
-import { MAIN, pixelflow, type Result } from './support/run-cli.ts';
+import { interruptMidSampling, MAIN, pixelflow, type Result } from './support/run-cli.ts';
 
 // `pixelflow generate` as users run it: a real child process on the committed tiny model
 // (random weights, 4 stages 4 -> 32 px, 3 channels, 10 classes named "class 0".."class 9"),
@@ -271,26 +270,8 @@ describe.concurrent('pixelflow generate', () => {
 
   it('stops on Ctrl-C with status 130 and writes no images', async () => {
     const out = join(dir, 'interrupted');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'generate', '--model', TINY, '--threads', '1', '--out', out, '--count', '8', '--steps', '100'],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    await new Promise<void>((resolve) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        // Mid-sampling: the first of four stages of 100 steps is done.
-        if (stderr.includes('stage 1/4')) resolve();
-      });
-      // A child that dies early fails the assertions below instead of hanging the test.
-      child.on('close', () => resolve());
-    });
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
+    const { code, stdout, stderr } = await interruptMidSampling(['--import', 'tsx', MAIN], ['--model', TINY, '--threads', '1', '--out', out, '--count', '8', '--steps', '100']);
+    expect(code).toBe(130);
     expect(stdout).toBe('');
     expect(stderr.trimEnd().split('\n').at(-1)).toBe('pixelflow generate: interrupted by SIGINT; no images written');
     expect(stderr).not.toContain('stage 4/4');
