@@ -1,5 +1,5 @@
 import { type ModelDir } from '@pixelflow/formats';
-import { OnnxModel, OnnxModelError, type OnnxModelOptions } from '@pixelflow/onnx';
+import { OnnxModel, OnnxModelError, sessionCacheDirFromEnv, type OnnxModelOptions } from '@pixelflow/onnx';
 import { CliError, UsageError } from './errors.ts';
 
 // Ctrl-C and SIGTERM for commands that run a model: the first signal aborts the work in progress
@@ -31,7 +31,14 @@ export function abortOnSignals(controller: AbortController, command: string, con
  * soon as the signal fires. A model that does not load is bad input: a one-line UsageError.
  */
 export async function loadOnnxModel(model: ModelDir, options: OnnxModelOptions, signal: AbortSignal, command: string): Promise<OnnxModel> {
-  const loading = OnnxModel.load(model, options);
+  // A one-shot command pays a CPU session's weight prepacking on every run unless it is saved.
+  const sessionCacheDir = sessionCacheDirFromEnv();
+  const loading = OnnxModel.load(model, { ...options, ...(sessionCacheDir !== undefined && { sessionCacheDir }) }).then((loaded) => {
+    if (loaded.sessionCache === 'unusable') {
+      process.stderr.write(`${command}: note: ${loaded.sessionCacheProblem ?? 'the session cache is unusable'}; loaded the model without it (PIXELFLOW_SESSION_CACHE=off stops trying)\n`);
+    }
+    return loaded;
+  });
   const aborted = new Promise<never>((_, reject) => {
     const onAbort = (): void => {
       // The session cannot stop loading; release it whenever it is done.

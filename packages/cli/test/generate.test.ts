@@ -257,6 +257,26 @@ describe.concurrent('pixelflow generate', () => {
     expect(parameters(await readFile(path)).seed).toBe(seed);
   });
 
+  it('saves the CPU session on its first run and loads it after, with the same images; PIXELFLOW_SESSION_CACHE=off turns it off', async () => {
+    const cache = join(dir, 'session-cache');
+    const run = async (name: string, cacheSetting: string) => {
+      const out = join(dir, name);
+      const result = await pixelflow(['generate', '--model', TINY, '--threads', '1', '--out', out, '--count', '1', '--steps', '1', '--seed', '5', '--json'], {
+        ...process.env,
+        PIXELFLOW_SESSION_CACHE: cacheSetting,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as { session_cache: string; files: { sha256: string }[] };
+    };
+    const first = await run('cache-1', cache);
+    const second = await run('cache-2', cache);
+    const off = await run('cache-off', 'off');
+    expect([first.session_cache, second.session_cache, off.session_cache]).toEqual(['saved', 'loaded', 'off']);
+    expect(off.files.map((f) => f.sha256)).toEqual(first.files.map((f) => f.sha256));
+    expect(second.files.map((f) => f.sha256)).toEqual(first.files.map((f) => f.sha256));
+    expect(await readdir(cache)).toHaveLength(1);
+  });
+
   it('samples with Dopri5 and says that it ignores --steps', async () => {
     const out = join(dir, 'dopri5');
     const result = await generate(out, '--count', '1', '--seed', '3', '--solver', 'dopri5', '--steps', '5', '--cfg', '1');

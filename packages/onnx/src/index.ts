@@ -5,7 +5,9 @@ export {
   type OnnxModelOptions,
   type OnnxModelStats,
   type OnnxProvider,
+  type SessionCacheOutcome,
 } from './onnx-model.ts';
+export { defaultSessionCacheDir, sessionCacheDirFromEnv, sessionCacheKey } from './session-cache.ts';
 export {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
+import { sessionCacheKey } from './session-cache.ts';
 import type { Shape4, VelocityModel } from '@pixelflow/sampler';
 import type { ModelDir } from '@pixelflow/formats';
 import type {
@@ -8,6 +9,7 @@ import type {
   OnnxProvider,
   ReadyMessage,
   RunRequest,
+  SessionCacheOutcome,
   SessionWorkerData,
   WorkerMessage,
 } from './onnx-session-protocol.ts';
@@ -20,7 +22,7 @@ import type {
 // tensors across: inputs are copied once into fresh buffers that are then transferred, and the
 // velocity comes back transferred, with no copy. The main thread never loads the native binding.
 
-export type { GraphOptimizationLevel, OnnxProvider } from './onnx-session-protocol.ts';
+export type { GraphOptimizationLevel, OnnxProvider, SessionCacheOutcome } from './onnx-session-protocol.ts';
 
 export interface OnnxModelOptions {
   /** Execution provider. Default 'cpu'. */
@@ -42,6 +44,12 @@ export interface OnnxModelOptions {
   interOpNumThreads?: number;
   /** Default 'all'. */
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * Folder for saved CPU sessions (session-cache.ts): the first load saves the optimised graph
+   * with its prepacked weights there, later loads on this machine map it instead of prepacking
+   * again. It takes about twice the model's size on disk. Unset: no cache. CUDA sessions never use it.
+   */
+  sessionCacheDir?: string;
 }
 
 export interface OnnxModelStats {
@@ -65,7 +73,7 @@ interface PendingRun {
 const WORKER_URL = new URL('./onnx-session-worker.mjs', import.meta.url);
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
-function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'modelPath' | 'names'> {
+function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'modelPath' | 'names' | 'sessionCache'> {
   const {
     provider = 'cpu',
     deviceId = 0,
@@ -249,6 +257,10 @@ export class OnnxModel implements VelocityModel {
   readonly fallbackReason: string | null;
   /** Threads onnxruntime runs one operator on (see OnnxModelOptions.intraOpNumThreads). */
   readonly intraOpThreads: number;
+  /** What the session cache did (OnnxModelOptions.sessionCacheDir). */
+  readonly sessionCache: SessionCacheOutcome;
+  /** Why the cache could not be used, when `sessionCache` is 'unusable'; null otherwise. */
+  readonly sessionCacheProblem: string | null;
 
   // A TS-private field rather than #private so that a test can kill the thread to check recovery.
   private readonly worker: Worker;
@@ -265,6 +277,8 @@ export class OnnxModel implements VelocityModel {
   private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage, fallbackReason: string | null, intraOpThreads: number) {
     this.model = model;
     this.intraOpThreads = intraOpThreads;
+    this.sessionCache = ready.sessionCache;
+    this.sessionCacheProblem = ready.sessionCacheProblem;
     this.worker = worker;
     this.provider = ready.provider;
     this.fallbackReason = fallbackReason;
@@ -308,6 +322,10 @@ export class OnnxModel implements VelocityModel {
       },
       ...resolved,
       ...(notInstalled !== null && { provider: 'cpu' }),
+      sessionCache:
+        options.sessionCacheDir === undefined
+          ? null
+          : { dir: options.sessionCacheDir, key: sessionCacheKey(model, resolved.graphOptimizationLevel) },
     };
     const worker = new Worker(WORKER_URL, { workerData, name: `onnxruntime ${model.manifest.name}` });
     let ready: ReadyMessage;

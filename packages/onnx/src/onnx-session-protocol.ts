@@ -21,7 +21,16 @@ export interface SessionWorkerData {
   /** 0 = onnxruntime's default. */
   interOpNumThreads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
+  /** A CPU session's saved prepacked form (session-cache.ts): `dir/key/`; null = none. */
+  sessionCache: { dir: string; key: string } | null;
 }
+
+/**
+ * What the session cache did: not used, the saved session was loaded, the session was made from
+ * the model and saved for next time, or the cache could not be used (`sessionCacheProblem` says why;
+ * the session was made from the model all the same).
+ */
+export type SessionCacheOutcome = 'off' | 'loaded' | 'saved' | 'unusable';
 
 /** parent -> thread: one forward pass; the buffers are transferred. */
 export interface RunRequest {
@@ -50,6 +59,8 @@ export interface ReadyMessage {
   provider: OnnxProvider;
   /** Why CUDA was not used, when it fell back to the CPU. */
   fallbackReason: string | null;
+  sessionCache: SessionCacheOutcome;
+  sessionCacheProblem: string | null;
   inputNames: readonly string[];
   outputNames: readonly string[];
   inputMetadata: readonly InferenceSession.ValueMetadata[];

@@ -19,8 +19,10 @@
 // this thread while a run may be in progress: onnxruntime-node aborts the whole process (seen in 1.30) when
 // a thread is terminated inside `session.run`.
 
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 
 /**
@@ -30,6 +32,8 @@ import ort from 'onnxruntime-node';
  * @typedef {import('./onnx-session-protocol.ts').ParentMessage} ParentMessage
  * @typedef {import('./onnx-session-protocol.ts').ReadyMessage} ReadyMessage
  * @typedef {import('./onnx-session-protocol.ts').WorkerMessage} WorkerMessage
+ * @typedef {import('./onnx-session-protocol.ts').SessionCacheOutcome} SessionCacheOutcome
+ * @typedef {{ session: import('onnxruntime-node').InferenceSession, cache: SessionCacheOutcome, cacheProblem: string | null }} CpuSession
  */
 
 if (!parentPort) throw new Error('onnx-session-worker.mjs must be started as a worker thread');
@@ -49,27 +53,87 @@ function oneLine(/** @type {unknown} */ error) {
 
 /**
  * @param {'cpu' | 'cuda'} provider
+ * @param {Record<string, string>} [sessionEntries] more `session.*` configuration entries
  * @returns {import('onnxruntime-node').InferenceSession.SessionOptions}
  */
-function sessionOptions(provider) {
+function sessionOptions(provider, sessionEntries = {}) {
   /** @type {import('onnxruntime-node').InferenceSession.SessionOptions} */
   const options = {
     executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: config.deviceId }] : ['cpu'],
     graphOptimizationLevel: config.graphOptimizationLevel,
     // ORT's pool threads spin after each run by default; between our runs the caller's own thread
     // needs those cores (guidance, solver updates, the next request's I/O).
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: '0' }, ...sessionEntries } },
   };
   if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
   if (config.interOpNumThreads > 0) options.interOpNumThreads = config.interOpNumThreads;
   return options;
 }
 
+/** Removes a folder of ours, ignoring every failure (the folder may never have been made). */
+function removeQuietly(/** @type {string} */ path) {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    // Nothing to clean, or nothing we can clean; the cache entry is not used either way.
+  }
+}
+
+/**
+ * The CPU session, through the session cache when there is one (session-cache.ts): load the saved
+ * prepacked form, or make the session from the model and save that form as it is made. Saving goes
+ * to a folder of this thread's own, renamed into place whole, so two processes making the same
+ * entry never mix their files; the one that loses the rename drops its copy. Whatever goes wrong
+ * with the cache, the session is made from the model and the reason is reported, never thrown.
+ * @returns {Promise<CpuSession>}
+ */
+async function createCpuSession() {
+  const cache = config.sessionCache;
+  if (cache === null) {
+    return { session: await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu')), cache: 'off', cacheProblem: null };
+  }
+  const entry = join(cache.dir, cache.key);
+  const saved = join(entry, 'model.onnx');
+  let problem;
+  if (existsSync(saved)) {
+    try {
+      return { session: await ort.InferenceSession.create(saved, sessionOptions('cpu')), cache: 'loaded', cacheProblem: null };
+    } catch (error) {
+      problem = `the saved session ${entry} did not load (${oneLine(error)})`;
+    }
+  } else {
+    const partial = `${entry}.partial-${process.pid}-${threadId}`;
+    try {
+      rmSync(partial, { recursive: true, force: true });
+      mkdirSync(partial, { recursive: true });
+      const options = sessionOptions('cpu', {
+        optimized_model_external_initializers_file_name: 'model.onnx.data',
+        optimized_model_external_initializers_min_size_in_bytes: '1024',
+        save_external_prepacked_constant_initializers: '1',
+      });
+      options.optimizedModelFilePath = join(partial, 'model.onnx');
+      // onnxruntime warns on stderr that the saved graph is for this machine only; the key says so.
+      options.logSeverityLevel = 3;
+      const session = await ort.InferenceSession.create(config.modelPath, options);
+      try {
+        renameSync(partial, entry);
+      } catch {
+        removeQuietly(partial); // another process saved this entry first
+      }
+      return { session, cache: 'saved', cacheProblem: null };
+    } catch (error) {
+      removeQuietly(partial);
+      problem = `could not save the session under ${cache.dir} (${oneLine(error)})`;
+    }
+  }
+  return { session: await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu')), cache: 'unusable', cacheProblem: problem };
+}
+
 /**
  * Creates the one session of this worker. A CUDA attempt that fails creates no session, so the
  * CPU fallback is still the only session this worker ever holds (recreating sessions leaks
  * memory: microsoft/onnxruntime#25325).
- * @returns {Promise<{ session: import('onnxruntime-node').InferenceSession, provider: Provider, fallbackReason: string | null }>}
+ * @returns {Promise<CpuSession & { provider: Provider, fallbackReason: string | null }>}
  */
 async function createSession() {
   if (config.provider === 'cuda') {
@@ -77,16 +141,14 @@ async function createSession() {
     let reason;
     try {
       const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cuda'));
-      return { session, provider: 'cuda', fallbackReason: null };
+      return { session, provider: 'cuda', fallbackReason: null, cache: 'off', cacheProblem: null };
     } catch (error) {
       reason = `onnxruntime could not start the CUDA execution provider on device ${config.deviceId}: ${oneLine(error)}`;
     }
     if (!config.fallbackToCpu) throw new Error(`provider 'cuda' unavailable: ${reason}`);
-    const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu'));
-    return { session, provider: 'cpu', fallbackReason: reason };
+    return { ...(await createCpuSession()), provider: 'cpu', fallbackReason: reason };
   }
-  const session = await ort.InferenceSession.create(config.modelPath, sessionOptions('cpu'));
-  return { session, provider: 'cpu', fallbackReason: null };
+  return { ...(await createCpuSession()), provider: 'cpu', fallbackReason: null };
 }
 
 /** @type {import('onnxruntime-node').InferenceSession | null} */
@@ -99,6 +161,8 @@ try {
     type: 'ready',
     provider: created.provider,
     fallbackReason: created.fallbackReason,
+    sessionCache: created.cache,
+    sessionCacheProblem: created.cacheProblem,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     inputMetadata: session.inputMetadata,

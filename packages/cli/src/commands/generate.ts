@@ -346,6 +346,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
         },
         resolution: manifest.resolution,
         provider: onnx.provider,
+        session_cache: onnx.sessionCache,
         model_calls: result.modelCalls,
         // Where the time went (bench/cpu.ts reads these): loading the model, sampling (of which
         // `model_call_ms` inside onnxruntime's run), encoding and writing the PNGs, and all of it
