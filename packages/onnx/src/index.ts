@@ -1,4 +1,5 @@
 export {
+  defaultIntraOpThreads,
   OnnxModel,
   OnnxModelError,
   type GraphOptimizationLevel,
@@ -7,7 +8,7 @@ export {
   type OnnxProvider,
   type SessionCacheOutcome,
 } from './onnx-model.ts';
-export { defaultSessionCacheDir, sessionCacheDirFromEnv, sessionCacheKey } from './session-cache.ts';
+export { defaultSessionCacheDir, sessionCacheKey } from './session-cache.ts';
 export {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,
@@ -26,7 +27,6 @@ export {
 } from './cuda-provider.ts';
 export {
   profileOperators,
-  summariseProfile,
   type OperatorProfile,
   type OperatorTime,
   type ProfileOptions,

@@ -34,11 +34,7 @@ export interface OnnxModelOptions {
    * model's `fellBack` and `fallbackReason` say what happened, for the caller to report. Default false.
    */
   fallbackToCpu?: boolean;
-  /**
-   * Threads inside one operator; 0 or unset = one per CPU this process may use
-   * (`os.availableParallelism()`). Not onnxruntime's own default, which counts physical cores from
-   * the CPU's topology and on a 2-vCPU VM we measured chose 1, running every call at half speed.
-   */
+  /** Threads inside one operator; 0 or unset = defaultIntraOpThreads(), one per CPU. */
   intraOpNumThreads?: number;
   /** Threads across operators (parallel execution mode only); 0 or unset = onnxruntime's default. */
   interOpNumThreads?: number;
@@ -73,6 +69,15 @@ interface PendingRun {
 const WORKER_URL = new URL('./onnx-session-worker.mjs', import.meta.url);
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
+/**
+ * Threads per operator when none are asked for: one per CPU this process may use. Not
+ * onnxruntime's own default, which counts physical cores from the CPU topology and chose 1 of the
+ * 2 CPUs of a VM we measured, running every call at half speed.
+ */
+export function defaultIntraOpThreads(): number {
+  return availableParallelism();
+}
+
 function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'modelPath' | 'names' | 'sessionCache'> {
   const {
     provider = 'cpu',
@@ -101,7 +106,7 @@ function resolveOptions(options: OnnxModelOptions): Omit<SessionWorkerData, 'mod
     provider,
     deviceId,
     fallbackToCpu,
-    intraOpNumThreads: intraOpNumThreads === 0 ? availableParallelism() : intraOpNumThreads,
+    intraOpNumThreads: intraOpNumThreads === 0 ? defaultIntraOpThreads() : intraOpNumThreads,
     interOpNumThreads,
     graphOptimizationLevel,
   };

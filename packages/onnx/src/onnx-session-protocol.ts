@@ -16,7 +16,7 @@ export interface SessionWorkerData {
   provider: OnnxProvider;
   deviceId: number;
   fallbackToCpu: boolean;
-  /** 0 = onnxruntime's default. */
+  /** Resolved by OnnxModel: never 0. */
   intraOpNumThreads: number;
   /** 0 = onnxruntime's default. */
   interOpNumThreads: number;

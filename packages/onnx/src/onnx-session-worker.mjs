@@ -64,8 +64,8 @@ function sessionOptions(provider, sessionEntries = {}) {
     // ORT's pool threads spin after each run by default; between our runs the caller's own thread
     // needs those cores (guidance, solver updates, the next request's I/O).
     extra: { session: { intra_op: { allow_spinning: '0' }, ...sessionEntries } },
+    intraOpNumThreads: config.intraOpNumThreads,
   };
-  if (config.intraOpNumThreads > 0) options.intraOpNumThreads = config.intraOpNumThreads;
   if (config.interOpNumThreads > 0) options.interOpNumThreads = config.interOpNumThreads;
   return options;
 }

@@ -1,8 +1,9 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelDir } from '@pixelflow/formats';
 import type { Shape4 } from '@pixelflow/sampler';
+import { defaultIntraOpThreads } from './onnx-model.ts';
 
 // Where a forward pass spends its time, operator by operator, from onnxruntime's own profiler: the
 // graph as onnxruntime runs it, after its fusions, so it also shows which fusions took place.
@@ -44,7 +45,7 @@ export interface ProfileOptions {
 }
 
 /** Adds up kernel time by operator type over `runs` profiled passes of onnxruntime's trace events. */
-export function summariseProfile(events: readonly ProfileEvent[], runs: number, shape: Shape4): OperatorProfile {
+function summariseProfile(events: readonly ProfileEvent[], runs: number, shape: Shape4): OperatorProfile {
   const byType = new Map<string, { us: number; nodes: number }>();
   let runUs = 0;
   for (const event of events) {
@@ -67,7 +68,7 @@ export function summariseProfile(events: readonly ProfileEvent[], runs: number, 
  * onnxruntime's profiler and sums the kernel time per operator type.
  */
 export async function profileOperators(model: ModelDir, shape: Shape4, options: ProfileOptions = {}): Promise<OperatorProfile> {
-  const { warmup = 2, runs = 3, intraOpNumThreads = availableParallelism() } = options;
+  const { warmup = 2, runs = 3, intraOpNumThreads = defaultIntraOpThreads() } = options;
   const ort = await import('onnxruntime-node');
   const { inputs } = model.manifest.onnx;
   const scratch = await mkdtemp(join(tmpdir(), 'pixelflow-profile-'));

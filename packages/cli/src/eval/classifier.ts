@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NpyError, readNpy } from '@pixelflow/formats';
+import { defaultIntraOpThreads } from '@pixelflow/onnx';
 import { formatIssues } from '@pixelflow/schemas';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
@@ -198,8 +198,7 @@ export class Classifier {
       session = await ort.InferenceSession.create(dir.modelPath, {
         executionProviders: ['cpu'],
         graphOptimizationLevel: 'all',
-        // One per CPU, as OnnxModel does: onnxruntime's own default may count fewer.
-        intraOpNumThreads: options.intraOpNumThreads ?? availableParallelism(),
+        intraOpNumThreads: options.intraOpNumThreads ?? defaultIntraOpThreads(),
       });
     } catch (error) {
       const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
