@@ -1,5 +1,5 @@
 import { type ModelDir } from '@pixelflow/formats';
-import { OnnxModel, OnnxModelError, sessionCacheDirFromEnv, type OnnxModelOptions } from '@pixelflow/onnx';
+import { defaultSessionCacheDir, OnnxModel, OnnxModelError, type OnnxModelOptions } from '@pixelflow/onnx';
 import { CliError, UsageError } from './errors.ts';
 
 // Ctrl-C and SIGTERM for commands that run a model: the first signal aborts the work in progress
@@ -24,6 +24,16 @@ export function abortOnSignals(controller: AbortController, command: string, con
   return () => {
     for (const [signal, handler] of handlers) process.off(signal, handler);
   };
+}
+
+/**
+ * PIXELFLOW_SESSION_CACHE: unset or empty = defaultSessionCacheDir(), `off` = no cache, anything
+ * else = that folder.
+ */
+export function sessionCacheDirFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env['PIXELFLOW_SESSION_CACHE'];
+  if (value === undefined || value === '') return defaultSessionCacheDir(env);
+  return value === 'off' ? undefined : value;
 }
 
 /**

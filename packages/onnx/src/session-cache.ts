@@ -51,13 +51,3 @@ export function sessionCacheKey(model: ModelDir, graphOptimizationLevel: GraphOp
   ].join('\n');
   return `${manifest.name.replace(/[^A-Za-z0-9_.-]/g, '-')}-${createHash('sha256').update(identity).digest('hex').slice(0, 24)}`;
 }
-
-/**
- * PIXELFLOW_SESSION_CACHE as the CLI reads it: unset or empty = defaultSessionCacheDir(), `off` =
- * no cache, anything else = that folder.
- */
-export function sessionCacheDirFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const value = env['PIXELFLOW_SESSION_CACHE'];
-  if (value === undefined || value === '') return defaultSessionCacheDir(env);
-  return value === 'off' ? undefined : value;
-}
