@@ -40,7 +40,7 @@ def layer_norm(x: torch.Tensor) -> torch.Tensor:
     # runtime turns these nodes into one LayerNormalization kernel.
     centred = x - x.mean(dim=-1, keepdim=True)
     normed = centred / torch.sqrt(torch.pow(centred, 2).mean(dim=-1, keepdim=True) + NORM_EPS)
-    return normed * torch.ones(x.shape[-1]) + torch.zeros(x.shape[-1])
+    return normed * torch.ones(x.shape[-1], device=x.device) + torch.zeros(x.shape[-1], device=x.device)
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
