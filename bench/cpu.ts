@@ -2,7 +2,7 @@
 // PyTorch reference pipeline, in one run. `pnpm bench:cpu [--model DIR --checkpoint DIR] [--repeats N]`.
 //
 // The job: 4 images, Euler 10 steps per stage, CFG 4, on a random 34M-parameter model at 64 px
-// (8 heads x 64, depth 7, patch 4, 4 stages; made once into bench/.cache/ by our own tools), or on
+// (8 heads x 64, depth 7, patch 4, 4 stages; made once into ~/.cache/pixelflow/bench/ by our own tools), or on
 // --model. It prints:
 // - the process, as a user runs it: wall time split into start-up, model load, sampling (of which
 //   model calls inside onnxruntime) and PNG writing, from the command's own --json summary;
@@ -17,7 +17,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -26,10 +26,12 @@ import ort from 'onnxruntime-node';
 import { pythonEnv } from '@pixelflow/cli/python';
 import { loadModelDir, type ModelDir } from '@pixelflow/formats';
 import { profileOperators } from '@pixelflow/onnx';
-import { findReferencePython } from './reference-python.ts';
+import { median } from './numbers.ts';
+import { findReferencePython, type ReferencePython } from './reference-python.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
-const CACHE = join(REPO, 'bench/.cache/cpu');
+// Beside bench:throughput's medium model, outside the checkout.
+const CACHE = join(homedir(), '.cache/pixelflow/bench/random-34m');
 const IMAGES = 4;
 const STEPS = 10;
 const CFG = 4;
@@ -44,11 +46,6 @@ const { values } = parseArgs({
 });
 const repeats = Number(values.repeats);
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) =>
     execFile(command, args, { env, cwd: REPO, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
@@ -57,14 +54,10 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
   );
 }
 
-/** How a user runs the CLI without pnpm: the compiled launcher when it exists, tsx otherwise. */
-function cliCommand(): { command: string; args: string[]; label: string } {
-  const launcher = join(REPO, 'packages/cli/bin/pixelflow.mjs');
-  if (existsSync(launcher)) return { command: process.execPath, args: [launcher], label: 'node packages/cli/bin/pixelflow.mjs' };
-  return { command: process.execPath, args: ['--import', 'tsx', join(REPO, 'packages/cli/src/main.ts')], label: 'node --import tsx packages/cli/src/main.ts' };
-}
+/** How a user runs the CLI without pnpm: its launcher, which runs the compiled bundle. */
+const CLI = { command: process.execPath, args: [join(REPO, 'packages/cli/bin/pixelflow.mjs')], label: 'node packages/cli/bin/pixelflow.mjs' };
 
-async function ensureModel(): Promise<{ model: string; checkpoint: string }> {
+async function ensureModel(reference: ReferencePython): Promise<{ model: string; checkpoint: string }> {
   if (values.model) {
     if (!values.checkpoint) throw new Error('--model needs --checkpoint (the official-format folder it was converted from)');
     return { model: values.model, checkpoint: values.checkpoint };
@@ -72,13 +65,10 @@ async function ensureModel(): Promise<{ model: string; checkpoint: string }> {
   const checkpoint = join(CACHE, 'checkpoint');
   const model = join(CACHE, 'model');
   if (existsSync(join(model, 'pixelflow.json'))) return { model, checkpoint };
-  const reference = await findReferencePython();
-  if (!reference) throw new Error('making the benchmark model needs a python with torch (see pixelflow convert --help)');
   await mkdir(CACHE, { recursive: true });
   process.stderr.write('bench:cpu: making the 34M-parameter benchmark model (once) ...\n');
   await run(reference.python.executable, ['-m', 'pixelflow.random_checkpoint', checkpoint, '--heads', '8', '--head-dim', '64', '--depth', '7', '--patch', '4', '--resolution', '64', '--stages', '4'], pythonEnv());
-  const cli = cliCommand();
-  await run(cli.command, [...cli.args, 'convert', checkpoint, model, '--force', '--name', 'random-34m']);
+  await run(CLI.command, [...CLI.args, 'convert', checkpoint, model, '--force', '--name', 'random-34m']);
   return { model, checkpoint };
 }
 
@@ -201,20 +191,19 @@ function table(header: string[], rows: string[][]): string {
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const percent = (x: number) => `${(100 * x).toFixed(0)}%`;
 
-const { model, checkpoint } = await ensureModel();
-const dir = await loadModelDir(model);
 const reference = await findReferencePython();
-if (!reference) throw new Error('bench:cpu needs a python with torch for the reference (see pixelflow convert --help)');
+if (!reference) throw new Error('bench:cpu needs a python with torch for the model and the reference (see pixelflow convert --help)');
+const { model, checkpoint } = await ensureModel(reference);
+const dir = await loadModelDir(model);
 const out = await mkdtemp(join(tmpdir(), 'pixelflow-bench-cpu-'));
 try {
-  const cli = cliCommand();
   // One run first, untimed: it saves the CPU session (packages/onnx/src/session-cache.ts) that every
   // later run loads, as a user's second run would, and warms the disk cache.
-  await generateProcess(cli.command, cli.args, model, out);
+  await generateProcess(CLI.command, CLI.args, model, out);
   const direct: ProcessRun[] = [];
   const viaPnpm: ProcessRun[] = [];
   for (let r = 0; r < repeats; r++) {
-    direct.push(await generateProcess(cli.command, cli.args, model, out));
+    direct.push(await generateProcess(CLI.command, CLI.args, model, out));
     viaPnpm.push(await generateProcess('pnpm', ['-s', 'pixelflow'], model, out));
   }
   const peak = await matmulPeak(dir, reference.python.executable);
@@ -239,7 +228,7 @@ try {
   console.log(
     table(
       ['whole process', 'wall', 'process start + exit', 'model load', 'sampling', 'of which model calls', 'PNG writing', 'all but sampling', 'reference pipeline / ours'],
-      [processRow(cli.label, medianRun(direct)), processRow('pnpm pixelflow', medianRun(viaPnpm))],
+      [processRow(CLI.label, medianRun(direct)), processRow('pnpm pixelflow', medianRun(viaPnpm))],
     ),
   );
   console.log('');

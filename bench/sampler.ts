@@ -13,6 +13,7 @@ import { pythonEnv } from '@pixelflow/cli/python';
 import { loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample } from '@pixelflow/sampler';
+import { median } from './numbers.ts';
 import { findReferencePython } from './reference-python.ts';
 
 const FIXTURE = fileURLToPath(new URL('../test/fixtures/tiny/', import.meta.url));
@@ -40,11 +41,6 @@ interface Row {
   msPerCall: number;
   overhead: number;
   referenceImagesPerSecond: number | null;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
 async function ours(modelPath: string, batch: number): Promise<Omit<Row, 'model' | 'referenceImagesPerSecond'>> {
