@@ -26,17 +26,25 @@ export function connectRedis(url: string, role: RedisRole, name: string, onError
   return redis;
 }
 
-/** Resolves once Redis answers PING, or rejects after `timeoutMs` with the reason. */
-export async function pingRedis(redis: Redis, timeoutMs: number): Promise<void> {
+/**
+ * `answer`, or a rejection naming the wait once `timeoutMs` has passed: a command on a connection
+ * that retries forever (or on a Redis that stopped answering) would otherwise wait for good.
+ */
+export async function answerWithin<T>(answer: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      redis.ping(),
-      new Promise((_, reject) => {
+    return await Promise.race([
+      answer,
+      new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from Redis within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Resolves once Redis answers PING, or rejects after `timeoutMs` with the reason. */
+export async function pingRedis(redis: Redis, timeoutMs: number): Promise<void> {
+  await answerWithin(redis.ping(), timeoutMs);
 }

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import { connectRedis, JobEventHub, JobQueue, keys as makeKeys, RedisJobService } from '@pixelflow/queue';
+import { answerWithin, connectRedis, JobEventHub, JobQueue, keys as makeKeys, RedisJobService } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
 import type { ApiConfig } from './config.ts';
 import type { ApiInfrastructure } from './infrastructure.ts';
@@ -44,16 +44,8 @@ class HeldErrors {
 }
 
 /** `promise`, or a rejection once `deadline` (epoch ms) has passed. */
-async function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('Redis did not answer in time')), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  return answerWithin(promise, Math.max(0, deadline - Date.now()));
 }
 
 async function quitAll(queue: JobQueue, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {

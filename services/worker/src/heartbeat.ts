@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { clearHeartbeat, sendHeartbeat, type Keys, type WorkerHeartbeat } from '@pixelflow/queue';
+import { answerWithin, clearHeartbeat, sendHeartbeat, type Keys, type WorkerHeartbeat } from '@pixelflow/queue';
 import type { ModelManifest } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 
@@ -45,15 +45,11 @@ export class Heartbeat {
    * start-up nor shutdown may hang on a heartbeat.
    */
   async beat(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from Redis within ${this.intervalMs} ms`)), this.intervalMs)));
     try {
       // Three intervals: one late beat does not make the worker look gone.
-      await Promise.race([sendHeartbeat(this.redis, this.keys, this.message(), (this.intervalMs * 3) / 1000), late]);
+      await answerWithin(sendHeartbeat(this.redis, this.keys, this.message(), (this.intervalMs * 3) / 1000), this.intervalMs);
     } catch (error) {
       this.log.warn({ err: error }, 'heartbeat failed');
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -63,10 +59,7 @@ export class Heartbeat {
     this.timer = undefined;
     // Bounded: with Redis away, the command would wait for it forever.
     if (this.redis.status !== 'ready') return;
-    let timeout: NodeJS.Timeout | undefined;
-    await Promise.race([clearHeartbeat(this.redis, this.keys, this.workerId), new Promise((resolve) => (timeout = setTimeout(resolve, CLEAR_TIMEOUT_MS)))])
-      .catch(() => undefined)
-      .finally(() => clearTimeout(timeout));
+    await answerWithin(clearHeartbeat(this.redis, this.keys, this.workerId), CLEAR_TIMEOUT_MS).catch(() => undefined);
   }
 
   private message(): WorkerHeartbeat {

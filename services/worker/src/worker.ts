@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
+import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
 import { loadModelDir, PngEncoderPool } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
@@ -57,9 +57,7 @@ function openRedis(config: WorkerConfig, role: 'worker' | 'subscriber', name: st
   const redis = connectRedis(config.REDIS_URL, role, name, (error) => log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`));
   closers.add(`${role} Redis connection`, async () => {
     if (redis.status !== 'ready') return redis.disconnect();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), QUIT_REDIS_MS)));
-    await Promise.race([redis.quit(), timeout]).catch(() => redis.disconnect()).finally(() => clearTimeout(timer));
+    await answerWithin(redis.quit(), QUIT_REDIS_MS).catch(() => redis.disconnect());
   });
   return redis;
 }
