@@ -1,8 +1,9 @@
 // @ts-check
 // `pnpm build` (and `pnpm install`, which runs it): bundles the CLI, the API and the worker with
 // esbuild into ES modules (packages/cli/dist/pixelflow.mjs, services/<name>/dist/main.mjs, each
-// with its source map and metafile; the CLI's commands in chunks of their own, loaded when they
-// run), so that they start as plain JavaScript instead of being compiled by tsx on every start.
+// with its source map and its build record, the files the launchers check; the CLI's commands in
+// chunks of their own, loaded when they run), so that they start as plain JavaScript instead of
+// being compiled by tsx on every start.
 //
 //   node scripts/build.mjs               every bundle
 //   node scripts/build.mjs cli worker    some of them
@@ -18,9 +19,10 @@ import { isBuiltin } from 'node:module';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { BUNDLES, REPO, bundlePath, metafilePath, outDir } from './compiled.mjs';
+import { BUNDLES, REPO, bundlePath, outDir, recordPath } from './compiled.mjs';
 
 /** @typedef {import('./compiled.mjs').Bundle} Bundle */
+/** @typedef {import('./compiled.mjs').BuildRecord} BuildRecord */
 
 /** '/'-separated relative path, as URLs and metafiles write them. @param {string} from @param {string} to */
 function posixRelative(from, to) {
@@ -148,10 +150,30 @@ export async function buildBundles(bundles, options = {}) {
   await Promise.all(bundles.map((b) => buildOne(b, options.logLevel ?? 'warning')));
 }
 
-/** Files a metafile lists as outputs, relative to the repository root; none when it cannot be read. @param {string} path */
+/**
+ * What a bundle built from esbuild's `inputs` (relative to the repository root) depends on, for
+ * its build record (compiled.mjs says why each): `inputs` must exist, `optional` ones matter only
+ * while they exist.
+ * @param {readonly string[]} inputs
+ * @returns {Pick<BuildRecord, 'inputs' | 'optional'>}
+ */
+function dependenciesOf(inputs) {
+  const required = new Set([...inputs, 'scripts/build.mjs']);
+  const optional = new Set(['tsconfig.base.json']);
+  for (const input of inputs) {
+    const pkg = /^(packages|services)\/[^/]+\//.exec(input)?.[0];
+    if (pkg) {
+      required.add(`${pkg}package.json`);
+      optional.add(`${pkg}tsconfig.json`);
+    }
+  }
+  return { inputs: [...required], optional: [...optional] };
+}
+
+/** Files a build record lists as outputs, relative to the repository root; none when it cannot be read. @param {string} path */
 function outputsOf(path) {
   try {
-    return new Set(Object.keys(JSON.parse(readFileSync(path, 'utf8')).outputs));
+    return new Set(/** @type {BuildRecord} */ (JSON.parse(readFileSync(path, 'utf8'))).outputs);
   } catch {
     return new Set();
   }
@@ -162,7 +184,7 @@ const CHUNK = /^chunk-[A-Z0-9]+\.mjs(\.map)?$/;
 
 /**
  * One bundle: its entry module, the chunks its dynamic imports load (content-hashed names), their
- * source maps and esbuild's metafile. Every file is written under a temporary name and renamed into
+ * source maps and its build record. Every file is written under a temporary name and renamed into
  * place, the entry module last, so a process starting meanwhile runs the old build or the new one,
  * never half of one. The entry's mtime is set to when the build started: a source saved during the
  * build is newer than it, so the next start rebuilds again. Chunks of older builds are removed,
@@ -223,17 +245,20 @@ async function buildOne(b, logLevel) {
     }
   }
 
-  const previous = outputsOf(metafilePath(b));
+  const outputs = Object.keys(result.metafile.outputs);
+  /** @type {BuildRecord} */
+  const record = { ...dependenciesOf(Object.keys(result.metafile.inputs)), outputs };
+  const previous = outputsOf(recordPath(b));
   mkdirSync(outdir, { recursive: true });
   const suffix = `.tmp-${process.pid}`;
-  const files = [...result.outputFiles.map((f) => /** @type {const} */ ([f.path, f.contents])), /** @type {const} */ ([metafilePath(b), `${JSON.stringify(result.metafile)}\n`])];
+  const files = [...result.outputFiles.map((f) => /** @type {const} */ ([f.path, f.contents])), /** @type {const} */ ([recordPath(b), `${JSON.stringify(record)}\n`])];
   // The entry module last: until it is renamed, the old one (or none) is what a launcher sees.
   files.sort(([x], [y]) => Number(x === entry) - Number(y === entry));
   for (const [path, contents] of files) writeFileSync(path + suffix, contents);
   utimesSync(entry + suffix, started / 1000, started / 1000);
   for (const [path] of files) renameSync(path + suffix, path);
 
-  const current = new Set(Object.keys(result.metafile.outputs));
+  const current = new Set(outputs);
   for (const name of readdirSync(outdir)) {
     const path = join(outdir, name);
     const relativePath = posixRelative(REPO, path);

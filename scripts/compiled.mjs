@@ -11,9 +11,11 @@
 // A bundle is fresh when it exists and no file it was built from is newer than it: every input
 // esbuild lists in the bundle's metafile, the package.json and tsconfig.json of each workspace
 // package those inputs belong to (exports, dependencies, compiler options), the shared
-// tsconfig.base.json and build.mjs itself (how bundles are made). pnpm-lock.yaml is not an
-// input: other packages stay outside the bundles, imported by name, so a changed lockfile changes
-// what Node loads next to the bundle, not the bundle.
+// tsconfig.base.json and build.mjs itself (how bundles are made). build.mjs derives that list once
+// and writes it beside the bundle (its build record), so a start reads a short list and stats
+// those files instead of parsing esbuild's whole metafile and deriving the list again.
+// pnpm-lock.yaml is not an input: other packages stay outside the bundles, imported by name, so a
+// changed lockfile changes what Node loads next to the bundle, not the bundle.
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,7 +28,7 @@ export const REPO = fileURLToPath(new URL('../', import.meta.url));
  * @typedef {object} Bundle
  * @property {'cli' | 'api' | 'worker'} name
  * @property {string} entry  the TypeScript entry point, relative to the repository root
- * @property {string} out    the bundle, relative to the repository root (its .map and .meta.json beside it)
+ * @property {string} out    the bundle, relative to the repository root (its .map and .build.json beside it)
  */
 
 /** @type {readonly Bundle[]} */
@@ -48,37 +50,31 @@ export function bundlePath(b) {
   return join(REPO, b.out);
 }
 
-/** esbuild's metafile of a bundle, beside it. @param {Bundle} b */
-export function metafilePath(b) {
-  return bundlePath(b).replace(/\.mjs$/, '.meta.json');
-}
-
 /**
- * Every file a bundle was built from, relative to the repository root, given its metafile's
- * inputs: `required` ones must exist (a deleted source or package.json means rebuild), `optional`
- * ones matter only while they exist.
- * @param {readonly string[]} inputs
+ * @typedef {object} BuildRecord  what build.mjs writes beside a bundle for the staleness check;
+ *   every path relative to the repository root
+ * @property {string[]} inputs    files the bundle was built from: each must exist and be older than it
+ * @property {string[]} optional  files that matter only while they exist (tsconfig.json files)
+ * @property {string[]} outputs   what the build wrote: the bundle, its chunks and their source maps
  */
-export function dependenciesOf(inputs) {
-  const required = new Set([...inputs, 'scripts/build.mjs']);
-  const optional = new Set(['tsconfig.base.json']);
-  for (const input of inputs) {
-    const pkg = /^(packages|services)\/[^/]+\//.exec(input)?.[0];
-    if (pkg) {
-      required.add(`${pkg}package.json`);
-      optional.add(`${pkg}tsconfig.json`);
-    }
-  }
-  return { required: [...required], optional: [...optional] };
+
+/** The build record of a bundle, beside it. @param {Bundle} b */
+export function recordPath(b) {
+  return bundlePath(b).replace(/\.mjs$/, '.build.json');
 }
 
-/** mtime in ms, or null for a file that is not there. @param {string} path */
+/** mtime in ms, or undefined for a file that is not there. @param {string} path */
 function mtime(path) {
+  return statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+}
+
+/** The build record of `b`, or null when it is missing or not one. @param {Bundle} b @returns {BuildRecord | null} */
+function readRecord(b) {
   try {
-    return statSync(path).mtimeMs;
-  } catch (error) {
-    if (/** @type {NodeJS.ErrnoException} */ (error).code === 'ENOENT') return null;
-    throw error;
+    const record = JSON.parse(readFileSync(recordPath(b), 'utf8'));
+    return [record.inputs, record.optional, record.outputs].every(Array.isArray) ? record : null;
+  } catch {
+    return null;
   }
 }
 
@@ -89,22 +85,20 @@ function mtime(path) {
  */
 export function staleReason(b) {
   const built = mtime(bundlePath(b));
-  if (built === null) return `${b.out} is not built`;
-  /** @type {{ inputs: Record<string, unknown>, outputs: Record<string, unknown> }} */
-  let metafile;
-  try {
-    metafile = JSON.parse(readFileSync(metafilePath(b), 'utf8'));
-  } catch {
-    return `its metafile ${metafilePath(b)} is missing or unreadable`;
+  if (built === undefined) return `${b.out} is not built`;
+  const record = readRecord(b);
+  if (record === null) return `its build record ${recordPath(b)} is missing or unreadable`;
+  for (const output of record.outputs) {
+    if (output !== b.out && mtime(join(REPO, output)) === undefined) return `${output} is missing`;
   }
-  for (const output of Object.keys(metafile.outputs)) {
-    if (mtime(join(REPO, output)) === null) return `${output} is missing`;
-  }
-  const { required, optional } = dependenciesOf(Object.keys(metafile.inputs));
-  for (const file of [...required, ...optional]) {
+  for (const file of record.inputs) {
     const changed = mtime(join(REPO, file));
-    if (changed === null && required.includes(file)) return `${file} is gone`;
-    if (changed !== null && changed >= built) return `${file} changed`;
+    if (changed === undefined) return `${file} is gone`;
+    if (changed >= built) return `${file} changed`;
+  }
+  for (const file of record.optional) {
+    const changed = mtime(join(REPO, file));
+    if (changed !== undefined && changed >= built) return `${file} changed`;
   }
   return null;
 }

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, bundlePath, ensureFresh, REPO } from '../scripts/compiled.mjs';
+import { bundle, bundlePath, ensureFresh, recordPath, REPO } from '../scripts/compiled.mjs';
 import { interruptMidSampling } from '../packages/cli/test/support/run-cli.ts';
 
 // The compiled CLI as users run it (`node packages/cli/bin/pixelflow.mjs`, which
@@ -80,8 +80,8 @@ describe('the compiled CLI, next to the sources run by tsx', () => {
 
   it('is relocatable: the bundle names no absolute path of this checkout, and maps to the sources', async () => {
     const cli = bundle('cli');
-    const metafile = JSON.parse(readFileSync(bundlePath(cli).replace(/\.mjs$/, '.meta.json'), 'utf8')) as { outputs: Record<string, unknown> };
-    const outputs = Object.keys(metafile.outputs).filter((path) => path.endsWith('.mjs'));
+    const record = JSON.parse(readFileSync(recordPath(cli), 'utf8')) as { outputs: string[] };
+    const outputs = record.outputs.filter((path) => path.endsWith('.mjs'));
     expect(outputs).toContain(cli.out);
     for (const output of outputs) {
       const code = await readFile(join(REPO, output), 'utf8');
