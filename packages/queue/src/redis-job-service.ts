@@ -98,18 +98,19 @@ export class RedisJobService implements JobService {
     const queuePosition = standing?.position ?? null;
     // A queued job the queue does not list as waiting (taken this instant, or delayed) has no estimate.
     if (throughput === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
-    const [others, sampled, behind] = await Promise.all([
-      this.records.workOf(activeIds.filter((active) => active !== id)),
-      this.records.workOf(standing?.ahead ?? []),
-      this.records.workOf(standing?.behind ?? next ?? []),
-    ]);
+    const othersIds = activeIds.filter((active) => active !== id);
+    const aheadIds = standing?.ahead ?? [];
+    const behindIds = standing?.behind ?? next ?? [];
+    // The records of all three groups in one round trip (missing jobs are left out).
+    const work = new Map((await this.records.workOf([...othersIds, ...aheadIds, ...behindIds])).map((job) => [job.id, job]));
+    const workOf = (ids: readonly string[]) => ids.flatMap((jobId) => work.get(jobId) ?? []);
     const own = remainingShape(record);
     const eta = etaSeconds({
       own,
       running: record.status === 'running',
-      othersRunning: others.map(remainingShape),
-      ahead: queueAhead((queuePosition ?? 1) - 1, sampled.map((job) => jobShape(job.parameters)), own),
-      behind: behind.map((job) => jobShape(job.parameters)),
+      othersRunning: workOf(othersIds).map(remainingShape),
+      ahead: queueAhead((queuePosition ?? 1) - 1, workOf(aheadIds).map((job) => jobShape(job.parameters)), own),
+      behind: workOf(behindIds).map((job) => jobShape(job.parameters)),
       concurrency: throughput.concurrency,
       secondsPerImageStep: throughput.secondsPerImageStep,
     });
