@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobRecords } from '@pixelflow/queue';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
@@ -68,21 +69,9 @@ async function retrying<T>(write: () => Promise<T>, until: AbortSignal, onFailur
     } catch (error) {
       if (until.aborted) throw error;
       onFailure(error, waitMs);
-      await sleep(waitMs, until);
+      // Cut short (rejecting) when `until` aborts.
+      await sleep(waitMs, undefined, { signal: until }).catch(() => undefined);
       if (until.aborted) throw error;
     }
   }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
