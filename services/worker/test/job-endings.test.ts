@@ -3,7 +3,7 @@ import { LocalResultStore, imageKey } from '@pixelflow/results';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from 'pino';
 import type { RunningWorker } from '../src/worker.ts';
-import { captureLog, openWorkerHarness, type WorkerHarness } from './support/worker-harness.ts';
+import { captureLog, openWorkerHarness, type CapturedLog, type WorkerHarness } from './support/worker-harness.ts';
 
 // Endings Redis refuses to write. The worker keeps a job's ending (a succeeded job's images) and
 // writes it again until Redis takes it, or hands the job back to the queue when it stops; it never
@@ -22,12 +22,23 @@ const LOCKS = { LOCK_DURATION_MS: '1000', STALLED_INTERVAL_MS: '500' };
 
 let h: WorkerHarness;
 
-function parameters(overrides: Partial<ResolvedGeneration> = {}): ResolvedGeneration {
-  return { class_label: 5, class_name: 'class 5', num_images: 2, seed: 21, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler', ...overrides };
-}
+const PARAMETERS: ResolvedGeneration = { class_label: 5, class_name: 'class 5', num_images: 2, seed: 21, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler' };
 
 function startWorker(env: Record<string, string> = {}, log?: Logger): Promise<RunningWorker> {
   return h.startWorker({ ...LOCKS, ...env }, log);
+}
+
+/**
+ * Every test's start: a worker (`env` on top of LOCKS) whose log is captured, endings refused, job
+ * `id` submitted; resolves with the log once the worker has tried to write its ending `tries` times.
+ */
+async function refuseEndingOf(id: string, tries: number, env: Record<string, string> = {}): Promise<CapturedLog> {
+  const logs = captureLog();
+  await startWorker(env, logs.log);
+  await h.redis.set(h.keys.expiry, 'not a sorted set');
+  await h.submit(id, PARAMETERS);
+  await expect.poll(() => logs.count(TRYING_AGAIN, id), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(tries);
+  return logs;
 }
 
 async function eventNames(id: string): Promise<string[]> {
@@ -47,11 +58,7 @@ afterAll(() => h.close());
 
 describe('a job whose ending Redis refuses', () => {
   it('keeps its succeeded ending and writes it again until Redis takes it, never failing the job', async () => {
-    const logs = captureLog();
-    await startWorker({}, logs.log);
-    await h.redis.set(h.keys.expiry, 'not a sorted set');
-    await h.submit('keep1', parameters());
-    await expect.poll(() => logs.count(TRYING_AGAIN, 'keep1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(2);
+    await refuseEndingOf('keep1', 2);
     // Computed and stored; only its ending is unwritten, and nothing has failed it meanwhile.
     const store = new LocalResultStore(h.results);
     expect(await store.get(imageKey('keep1', 1))).not.toBeNull();
@@ -68,11 +75,7 @@ describe('a job whose ending Redis refuses', () => {
   });
 
   it('hands the job back to the queue when the worker stops, and the next worker ends it', async () => {
-    const logs = captureLog();
-    await startWorker({ SHUTDOWN_GRACE_MS: '300' }, logs.log);
-    await h.redis.set(h.keys.expiry, 'not a sorted set');
-    await h.submit('back1', parameters());
-    await expect.poll(() => logs.count(TRYING_AGAIN, 'back1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(1);
+    const logs = await refuseEndingOf('back1', 1, { SHUTDOWN_GRACE_MS: '300' });
     await h.stopWorkers();
     expect(logs.count(GAVE_UP, 'back1')).toBe(1);
     expect(await h.statusOf('back1')).toBe('running');
@@ -88,11 +91,7 @@ describe('a job whose ending Redis refuses', () => {
   });
 
   it('lets go of the job when it loses the lock meanwhile: the job runs again and ends once, succeeded', async () => {
-    const logs = captureLog();
-    await startWorker({}, logs.log);
-    await h.redis.set(h.keys.expiry, 'not a sorted set');
-    await h.submit('lost1', parameters());
-    await expect.poll(() => logs.count(TRYING_AGAIN, 'lost1'), { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(1);
+    const logs = await refuseEndingOf('lost1', 1);
     // As if Redis had been away longer than the lock: the lock key is gone at the next renewal.
     await h.redis.del(`${h.keys.prefix}:generate:lost1:lock`);
     await expect.poll(() => logs.lines.filter((line) => line['msg'] === GAVE_UP && line['job_id'] === 'lost1' && line['lock_lost'] === true).length, { timeout: 10_000, interval: 50 }).toBe(1);
