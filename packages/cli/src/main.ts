@@ -1,4 +1,3 @@
-#!/usr/bin/env tsx
 import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
 
