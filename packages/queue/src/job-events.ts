@@ -26,11 +26,13 @@ function isEventName(name: string): name is JobEventName {
 }
 
 /**
- * Adds one event to a transaction: XADD to the job's stream, then PUBLISH to wake its followers.
- * Shared so that writes that go with an event (JobRecords.reportProgress) stay one round trip.
+ * Adds events `name` to a transaction, one per payload in order: an XADD each to the job's stream,
+ * then one PUBLISH, so that followers wake once for all of them. Shared so that writes that go with
+ * events (JobRecords.reportProgresses) stay one round trip.
  */
-export function addEvent<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, data: JobEventPayload<N>): ChainableCommander {
-  return multi.xadd(keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data)).publish(keys.eventsChannel, jobId);
+export function addEvents<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, payloads: readonly JobEventPayload<N>[]): ChainableCommander {
+  for (const data of payloads) multi.xadd(keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data));
+  return multi.publish(keys.eventsChannel, jobId);
 }
 
 /** The replies of an exec(), throwing the first command error (ioredis reports them per command). */
@@ -52,7 +54,7 @@ export class JobEvents {
   }
 
   async append<N extends JobEventName>(jobId: string, name: N, data: JobEventPayload<N>): Promise<string> {
-    const [id] = execReplies(await addEvent(this.redis.multi(), this.keys, jobId, name, data).exec());
+    const [id] = execReplies(await addEvents(this.redis.multi(), this.keys, jobId, name, [data]).exec());
     return id as string;
   }
 

@@ -9,7 +9,7 @@ import {
   StagePreview,
 } from '@pixelflow/schemas';
 import { z } from 'zod';
-import { addEvent, execReplies } from './job-events.ts';
+import { addEvents, execReplies } from './job-events.ts';
 import type { Keys } from './keys.ts';
 
 // A job's record: a Redis hash that the API creates and reads and the worker
@@ -212,8 +212,7 @@ export class JobRecords {
     const last = reports.at(-1);
     if (last === undefined) return;
     const multi = this.redis.multi().hset(this.keys.job(id), 'progress', JSON.stringify(last));
-    for (const progress of reports.slice(0, -1)) multi.xadd(this.keys.events(id), '*', 'name', 'progress', 'data', JSON.stringify(progress));
-    execReplies(await addEvent(multi, this.keys, id, 'progress', last).exec());
+    execReplies(await addEvents(multi, this.keys, id, 'progress', reports).exec());
   }
 
   async addPreview(id: string, preview: StagePreview): Promise<void> {
