@@ -1,12 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { bundle, bundlePath, ensureFresh } from '../scripts/compiled.mjs';
+import { bundle, bundlePath, ensureFresh, REPO } from '../scripts/compiled.mjs';
 
 // What the service benchmarks share: the API and the worker as child processes, started the way
 // `pnpm start` starts them (their compiled bundles, rebuilt here if a source is newer), and a wait
 // for them to answer.
-
-export const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 await ensureFresh([bundle('api'), bundle('worker')]);
 

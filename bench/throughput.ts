@@ -26,7 +26,8 @@ import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { benchServiceEnv, REPO, startService, until } from './service-processes.ts';
+import { REPO } from '../scripts/compiled.mjs';
+import { benchServiceEnv, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
   options: {

@@ -2,13 +2,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { bundle, bundlePath, ensureFresh } from './compiled.mjs';
+import { bundle, bundlePath, ensureFresh, REPO } from './compiled.mjs';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -18,7 +17,6 @@ import { bundle, bundlePath, ensureFresh } from './compiled.mjs';
 // when a source is newer than them. Configuration is the services' environment
 // variables (README).
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const env: Record<string, string | undefined> = { ...process.env };
 env['RESULTS_DIR'] ??= join(REPO, 'data/results');
 // The worker shares this machine with the API and Redis: leave them a CPU (sharedMachineOrtThreads).
