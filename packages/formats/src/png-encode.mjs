@@ -18,7 +18,8 @@ import { constants, crc32, deflateSync } from 'node:zlib';
  * @typedef {Exclude<PngFilter, 'adaptive'>} SingleFilter
  */
 
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** The eight bytes every PNG file starts with (png.ts's reader checks them too). */
+export const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** PNG filter type bytes by name. */
 export const FILTER_TYPES = Object.freeze({ none: 0, sub: 1, up: 2, average: 3, paeth: 4 });

@@ -1,5 +1,5 @@
 import { crc32, inflateSync } from 'node:zlib';
-import { encodeCheckedPng, FILTER_TYPES, pngChunk } from './png-encode.mjs';
+import { encodeCheckedPng, FILTER_TYPES, pngChunk, SIGNATURE } from './png-encode.mjs';
 
 // A small PNG writer for what the sampler produces (8-bit RGB) plus text
 // chunks, and a reader for those text chunks. We write our own rather than use
@@ -9,7 +9,6 @@ import { encodeCheckedPng, FILTER_TYPES, pngChunk } from './png-encode.mjs';
 // settings), so the same generation gives byte-identical files with a given
 // Node (zlib) version.
 
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** PNG limits chunk lengths and image sides to 2^31 - 1. */
 const MAX_UINT31 = 0x7fff_ffff;
 /** Decompressed text beyond this is refused: a PNG's text is metadata, not a zip bomb. */
