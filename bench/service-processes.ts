@@ -1,11 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { bundle, bundlePath, ensureFresh, REPO } from '../scripts/compiled.mjs';
+import { bundle, ensureFresh, REPO, serviceNodeArgs } from '../scripts/compiled.mjs';
 
 // What the service benchmarks share: the API and the worker as child processes, started the way
-// `pnpm start` starts them (their compiled bundles, rebuilt here if a source is newer), and a wait
+// `pnpm start` starts them (their compiled bundles, rebuilt first if a source is newer), and a wait
 // for them to answer.
-
-await ensureFresh([bundle('api'), bundle('worker')]);
 
 export interface BenchServiceOptions {
   redisUrl: string;
@@ -35,9 +33,14 @@ export function benchServiceEnv(o: BenchServiceOptions): NodeJS.ProcessEnv {
   };
 }
 
+/** Rebuilds the service bundles if a source is newer; call before startService (once is enough). */
+export async function prepareServices(): Promise<void> {
+  await ensureFresh([bundle('api'), bundle('worker')]);
+}
+
 /** Starts `services/<name>` with `env`; its output goes to this process's. */
 export function startService(name: 'api' | 'worker', env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--enable-source-maps', bundlePath(bundle(name))], { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  return spawn(process.execPath, serviceNodeArgs(name), { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 /** Resolves once `check` does, trying every 100 ms for up to `seconds`. */

@@ -45,6 +45,15 @@ export function bundle(name) {
   return found;
 }
 
+/**
+ * The node arguments that run a service's bundle, as `pnpm start`, the benchmarks and the tests
+ * start it: source maps on, so stack traces name the .ts files.
+ * @param {'api' | 'worker'} name
+ */
+export function serviceNodeArgs(name) {
+  return ['--enable-source-maps', bundlePath(bundle(name))];
+}
+
 /** Absolute path of a bundle's output. @param {Bundle} b */
 export function bundlePath(b) {
   return join(REPO, b.out);

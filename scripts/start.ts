@@ -7,7 +7,7 @@ import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { bundle, bundlePath, ensureFresh, REPO } from './compiled.mjs';
+import { bundle, ensureFresh, REPO, serviceNodeArgs } from './compiled.mjs';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -101,7 +101,7 @@ async function ensureServicesBuilt(): Promise<void> {
 }
 
 function startService(name: 'api' | 'worker'): void {
-  const child = spawn(process.execPath, ['--enable-source-maps', bundlePath(bundle(name))], { cwd: REPO, env, stdio: 'inherit' });
+  const child = spawn(process.execPath, serviceNodeArgs(name), { cwd: REPO, env, stdio: 'inherit' });
   children.push(child);
   child.once('exit', (code, signal) => {
     if (stopping) return;

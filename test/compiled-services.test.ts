@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, bundlePath, ensureFresh, REPO } from '../scripts/compiled.mjs';
+import { bundle, ensureFresh, REPO, serviceNodeArgs } from '../scripts/compiled.mjs';
 
 // The API and the worker as `pnpm start` and the images run them: their compiled bundles, plain
 // node, no tsx. The API through the launcher its `pnpm start` script uses (scripts/launch.mjs), the
@@ -63,7 +63,7 @@ beforeAll(async () => {
     WARMUP: 'false',
   };
   start('api', [join(REPO, 'scripts/launch.mjs'), 'api'], env);
-  start('worker', ['--enable-source-maps', bundlePath(bundle('worker'))], env);
+  start('worker', serviceNodeArgs('worker'), env);
 });
 
 afterAll(async () => {
