@@ -21,7 +21,8 @@ import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
-import { benchServiceEnv, startService, until } from './service-processes.ts';
+import { median } from './numbers.ts';
+import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +44,7 @@ const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
 const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
 const env = benchServiceEnv({ redisUrl: REDIS_URL, prefix, model: values.model, results, port: values.port, metricsPort: '0', ortThreads: String(ortThreads) });
 const children: ChildProcess[] = [];
+await prepareServices();
 
 function start(name: 'api' | 'worker'): ChildProcess {
   const child = startService(name, env);
@@ -99,7 +101,6 @@ try {
     overhead.push(served - alone);
   }
   await model.dispose();
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
   console.log(`\nAPI alone (${connections} connections, ${seconds} s each, local Redis):\n`);
   console.log('| request | requests/s | p50 ms | p99 ms | errors |');

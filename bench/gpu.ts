@@ -27,6 +27,7 @@ import { DEFAULT_MODEL_DIR, encodeGeneratedPngs, loadModelDir, readNpy, writeNpy
 import { OnnxModel, type OnnxProvider } from '@pixelflow/onnx';
 import { BatchingModel, noiseShapes, sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration, type ResolvedGeneration } from '@pixelflow/schemas';
+import { median } from './numbers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -67,7 +68,6 @@ function log(message: string): void {
 }
 
 const seconds = (ms: number): number => Number((ms / 1000).toFixed(3));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`compared arrays differ in length (${a.length} vs ${b.length})`);

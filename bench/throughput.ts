@@ -27,7 +27,7 @@ import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
 import { REPO } from '../scripts/compiled.mjs';
-import { benchServiceEnv, startService, until } from './service-processes.ts';
+import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -198,6 +198,7 @@ for (const model of models) {
     console.log((await batchScaling(model)).join('\n'));
     continue;
   }
+  await prepareServices();
   const off = { MAX_CONCURRENT_JOBS: '1', MAX_BATCH: '1' };
   const sequentialOff = await measure(model, 'sequential, MAX_CONCURRENT_JOBS=1', false, off);
   const sequential = await measure(model, 'sequential (defaults)', false, {});
