@@ -20,7 +20,7 @@ import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
-import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
 import { median } from './numbers.ts';
 import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
@@ -39,7 +39,7 @@ const seconds = Number(values.seconds);
 const jobs = Number(values.jobs);
 const base = `http://127.0.0.1:${values.port}`;
 // As `pnpm start` runs the worker (every CPU but one), for the worker and the sampler alone alike.
-const ortThreads = Number(process.env['ORT_THREADS'] ?? sharedMachineOrtThreads());
+const ortThreads = Number(ortThreadsOnSharedMachine());
 const prefix = `pfbench-${randomBytes(4).toString('hex')}`;
 const results = await mkdtemp(join(tmpdir(), 'pixelflow-bench-'));
 const env = benchServiceEnv({ redisUrl: REDIS_URL, prefix, model: values.model, results, port: values.port, metricsPort: '0', ortThreads: String(ortThreads) });

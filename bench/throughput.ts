@@ -25,7 +25,7 @@ import { Redis } from 'ioredis';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
-import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
 import { REPO } from '../scripts/compiled.mjs';
 import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
@@ -44,7 +44,7 @@ const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const jobs = Number(values.jobs);
 const base = `http://127.0.0.1:${values.port}`;
 // As `pnpm start` runs the worker: every CPU but one, left to the API and Redis.
-const ortThreads = process.env['ORT_THREADS'] ?? String(sharedMachineOrtThreads());
+const ortThreads = ortThreadsOnSharedMachine();
 const metricsUrl = `http://127.0.0.1:${values['metrics-port']}/metrics`;
 const request = JSON.stringify({ class: 1, num_images: 1, steps: Number(values.steps) });
 

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { EnvError } from '@pixelflow/schemas';
 import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
-import { sharedMachineOrtThreads } from '../services/worker/src/config.ts';
+import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
 import { bundle, ensureFresh, REPO, serviceNodeArgs } from './compiled.mjs';
 
 // `pnpm start`: the whole service on one machine with the embedded default
@@ -20,7 +20,7 @@ import { bundle, ensureFresh, REPO, serviceNodeArgs } from './compiled.mjs';
 const env: Record<string, string | undefined> = { ...process.env };
 env['RESULTS_DIR'] ??= join(REPO, 'data/results');
 // The worker shares this machine with the API and Redis: leave them a CPU (sharedMachineOrtThreads).
-env['ORT_THREADS'] ??= String(sharedMachineOrtThreads());
+env['ORT_THREADS'] = ortThreadsOnSharedMachine(env);
 // Redis to probe and the address to print, as the services will read them (their defaults
 // included), so a changed default cannot send this script elsewhere.
 let config: ApiConfig;

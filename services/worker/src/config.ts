@@ -83,6 +83,11 @@ export function sharedMachineOrtThreads(cpus: number = availableParallelism()): 
   return Math.max(1, cpus - 1);
 }
 
+/** ORT_THREADS as `env` sets it, or sharedMachineOrtThreads() where it does not. */
+export function ortThreadsOnSharedMachine(env: Record<string, string | undefined> = process.env): string {
+  return env['ORT_THREADS'] ?? String(sharedMachineOrtThreads());
+}
+
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const parsed = parseEnv(WorkerEnv, env);
   return { ...parsed, WORKER_ID: parsed.WORKER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}` };
