@@ -53,6 +53,46 @@ function start(name: 'api' | 'worker'): ChildProcess {
 }
 
 
+/** Milliseconds since the epoch with sub-millisecond resolution, comparable with Redis stream ids on this machine. */
+function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+interface JobPhases {
+  admission: number;
+  pickup: number;
+  sampling: number;
+  /** Sampling in the service minus the sampler alone just before (a pair, as above). */
+  slowdown: number;
+  storing: number;
+  delivery: number;
+}
+
+/** A job's phases from its SSE text: each event's id is `<Redis server ms>-<seq>`. */
+function phasesOf(sse: string, postedAt: number, endedAt: number, alone: number): JobPhases {
+  const at = new Map<string, number>();
+  let lastStage = 0;
+  for (const match of sse.matchAll(/^id: (\d+)-\d+\nevent: (\w+)$/gm)) {
+    const ms = Number(match[1]);
+    const name = match[2] as string;
+    if (!at.has(name)) at.set(name, ms);
+    if (name === 'stage') lastStage = ms;
+  }
+  const time = (name: string): number => {
+    const ms = at.get(name);
+    if (ms === undefined) throw new Error(`no ${name} event in the stream`);
+    return ms;
+  };
+  return {
+    admission: time('queued') - postedAt,
+    pickup: time('started') - time('queued'),
+    sampling: lastStage - time('started'),
+    slowdown: lastStage - time('started') - alone,
+    storing: time('succeeded') - lastStage,
+    delivery: endedAt - time('succeeded'),
+  };
+}
+
 function fmt(n: number, digits = 1): string {
   return n.toFixed(digits);
 }
@@ -84,18 +124,22 @@ try {
   const direct: number[] = [];
   const endToEnd: number[] = [];
   const overhead: number[] = [];
+  const phases: JobPhases[] = [];
   for (let i = 0; i < jobs + 1; i++) {
     let started = performance.now();
     await sample({ ...sampleOptionsFor(generation, dir.manifest), model });
     const alone = performance.now() - started;
     started = performance.now();
+    const postedAt = wallClockMs();
     const posted = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const job = (await posted.json()) as { id: string };
     if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${JSON.stringify(job)}`);
     const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
     if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
     const served = performance.now() - started;
+    const endedAt = wallClockMs();
     if (i === 0) continue; // the first pair warms up
+    phases.push(phasesOf(events, postedAt, endedAt, alone));
     direct.push(alone);
     endToEnd.push(served);
     overhead.push(served - alone);
@@ -115,6 +159,11 @@ try {
   console.log('| sampler alone ms | POST -> succeeded ms | service overhead ms | end to end / sampler |');
   console.log('|---|---|---|---|');
   console.log(`| ${fmt(d)} | ${fmt(e)} | ${fmt(o)} | ${fmt((d + o) / d, 2)}x |`);
+  console.log(`\nWhere a job's time goes (medians; from the events' Redis stream ids, milliseconds of the server's clock):\n`);
+  console.log('| POST -> queued event | queued -> started | started -> last stage event (sampling) | sampling minus sampler alone | last stage -> succeeded (images stored) | succeeded -> client has it |');
+  console.log('|---|---|---|---|---|---|');
+  const phase = (key: keyof JobPhases): string => fmt(median(phases.map((p) => p[key])));
+  console.log(`| ${phase('admission')} | ${phase('pickup')} | ${phase('sampling')} | ${phase('slowdown')} | ${phase('storing')} | ${phase('delivery')} |`);
   api.kill('SIGTERM');
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
