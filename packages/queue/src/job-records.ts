@@ -215,8 +215,10 @@ export class JobRecords {
     execReplies(await addEvents(multi, this.keys, id, 'progress', reports).exec());
   }
 
-  async addPreview(id: string, preview: StagePreview): Promise<void> {
-    await this.redis.hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
+  /** Records a stage's preview and appends its `stage` event, in one transaction. */
+  async addPreview(id: string, preview: StagePreview, event: JobEventPayload<'stage'>): Promise<void> {
+    const multi = this.redis.multi().hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
+    execReplies(await addEvents(multi, this.keys, id, 'stage', [event]).exec());
   }
 
   /**

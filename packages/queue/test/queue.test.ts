@@ -65,8 +65,13 @@ describe('job records', () => {
     await events.append('a1', 'started', { attempt: 1, steps_total: 8 });
     await records.reportProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
     expect((await events.read('a1')).map((e) => e.name)).toEqual(['started', 'progress']);
-    await records.addPreview('a1', { stage: 1, resolution: 8, url: '/p/1' });
-    await records.addPreview('a1', { stage: 0, resolution: 4, url: '/p/0' });
+    await records.addPreview('a1', { stage: 1, resolution: 8, url: '/p/1' }, { stage: 1, stages: 4, resolution: 8, url: '/p/1' });
+    await records.addPreview('a1', { stage: 0, resolution: 4, url: '/p/0' }, { stage: 0, stages: 4, resolution: 4, url: '/p/0', png_base64: 'iVBORw0=' });
+    // Each preview's stage event went out in the same transaction as its record.
+    expect((await events.read('a1')).filter((e) => e.name === 'stage').map((e) => e.data)).toEqual([
+      { stage: 1, stages: 4, resolution: 8, url: '/p/1' },
+      { stage: 0, stages: 4, resolution: 4, url: '/p/0', png_base64: 'iVBORw0=' },
+    ]);
     const image = { url: '/jobs/a1/images/0', width: 32, height: 32, sha256: 'b'.repeat(64) };
     expect(await records.finish('a1', { status: 'succeeded', images: [image] }, at(2), 60)).toBe('succeeded');
     expect(await records.finish('a1', { status: 'failed', error: { type: 'x', message: 'y' } }, at(3), 60)).toBe('succeeded');
@@ -137,8 +142,10 @@ describe('job records', () => {
     await records.create({ id: 'r1', model: 'm', parameters, createdAt: at(0) });
     await records.start('r1', at(1));
     await records.reportProgress('r1', { stage: 1, stages: 4, step: 5, steps_total: 8, fraction: 0.625 });
-    await records.addPreview('r1', { stage: 0, resolution: 4, url: '/jobs/r1/previews/0' });
-    await records.addPreview('r1', { stage: 1, resolution: 8, url: '/jobs/r1/previews/1' });
+    for (const stage of [0, 1]) {
+      const preview = { stage, resolution: 4 << stage, url: `/jobs/r1/previews/${stage}` };
+      await records.addPreview('r1', preview, { ...preview, stages: 4 });
+    }
     expect(await records.requestCancel('r1', at(2), 60)).toBe('running');
     expect(await records.start('r1', at(5))).toBe('running');
     const again = await records.get('r1');

@@ -18,8 +18,12 @@ import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOut
 // free to renew BullMQ locks, hear cancel requests and run other jobs.
 
 const INLINE_PREVIEW_BYTES = 16 * 1024;
-/** Progress events go out in bursts at most this often (each model call still has its own event). */
-const PROGRESS_INTERVAL_MS = 25;
+/**
+ * Progress events go out in bursts at most this often (each model call still has its own event):
+ * ten updates a second, as progress bars refresh (tqdm's default), instead of one write, one wake-up
+ * of every API process following the job and one network write per client for every model call.
+ */
+const PROGRESS_INTERVAL_MS = 100;
 
 export interface JobRunnerDeps {
   records: JobRecords;
@@ -113,7 +117,7 @@ async function sampleWithSideEffects(
   stepsTotal: number,
   progress: { imageSteps: number },
 ): Promise<SampleResult> {
-  const { records, events, store } = deps;
+  const { records, store } = deps;
   const manifest = deps.modelDir.manifest;
   const stages = manifest.stages.length;
   // A write that fails stops the job at its next model call: computing on, its progress and previews
@@ -149,11 +153,10 @@ async function sampleWithSideEffects(
         sideEffects.push(async () => {
           const png = await encoding;
           await store.put(previewKey(id, end.stage), png);
-          await records.addPreview(id, preview);
           // Small previews travel inline; big ones (the XL model's 128 and 256 px stages) only by URL,
           // so that event streams, kept for the job's whole retention, stay small in Redis.
           const inline = png.length <= INLINE_PREVIEW_BYTES ? { png_base64: png.toString('base64') } : {};
-          await events.append(id, 'stage', { ...preview, stages, ...inline });
+          await records.addPreview(id, preview, { ...preview, stages, ...inline });
         });
       },
     }).catch((error: unknown) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SideEffects } from '../src/side-effects.ts';
+import { afterNextDispatch, SideEffects } from '../src/side-effects.ts';
 
 describe('SideEffects', () => {
   it('runs writes one at a time in order, and drains once they are done', async () => {
@@ -28,5 +28,24 @@ describe('SideEffects', () => {
     await expect(effects.drain()).rejects.toBe(refused);
     expect(done).toEqual(['progress 1']);
     expect(failures).toEqual([refused]);
+  });
+
+  it('starts a write only after the model call the sampler makes next has been dispatched', async () => {
+    // As in a job: an answer's continuation asks for a write, then (after more microtasks) makes its
+    // next call, which the batcher dispatches on an immediate.
+    const order: string[] = [];
+    const effects = new SideEffects(() => expect.unreachable());
+    effects.push(async () => void order.push('write'));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    setImmediate(() => order.push('dispatch'));
+    await effects.drain();
+    expect(order).toEqual(['dispatch', 'write']);
+    // The same holds for the helper itself, whenever in the microtasks the dispatch is scheduled.
+    const later: string[] = [];
+    const waited = afterNextDispatch().then(() => later.push('after'));
+    await Promise.resolve();
+    setImmediate(() => later.push('dispatch'));
+    await waited;
+    expect(later).toEqual(['dispatch', 'after']);
   });
 });
