@@ -29,7 +29,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     connections: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '10' },
-    jobs: { type: 'string', default: '10' },
+    jobs: { type: 'string', default: '30' },
     port: { type: 'string', default: '8199' },
   },
 });
