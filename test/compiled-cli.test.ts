@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 describe('the compiled CLI, next to the sources run by tsx', () => {
-  it.each([[['--help']], [[]], [['serve']], [['generate', '--help']], [['generate', '--count', 'x']]])(
+  it.each([[['--help']], [[]], [['serve']], [['generate', '--help']], [['generate', '--count', 'x']], [['generate', '--model', '/nonexistent/model']]])(
     'answers %j with the same status, stdout and stderr',
     async (args) => {
       const [ours, theirs] = await Promise.all([compiled(args), fromSource(args)]);
@@ -90,7 +90,7 @@ describe('the compiled CLI, next to the sources run by tsx', () => {
     }
     // Thread scripts and the embedded model are found beside the original sources.
     const code = await Promise.all(outputs.map((output) => readFile(join(REPO, output), 'utf8')));
-    expect(code.join('\n')).toContain('new URL("../../onnx/src/onnx-model.ts", import.meta.url)');
+    expect(code.join('\n')).toContain('new URL("../../onnx/src/session-thread.ts", import.meta.url)');
     const map = JSON.parse(await readFile(`${bundlePath(cli)}.map`, 'utf8')) as { sources: string[] };
     expect(map.sources).toContain('../src/main.ts');
   });

@@ -1,3 +1,4 @@
+import { discardSpareSessionThread, startSessionThreadEarly } from '@pixelflow/onnx/session-thread';
 import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
 
@@ -8,6 +9,8 @@ import { CliError, UsageError } from './errors.ts';
 
 interface Command {
   summary: string;
+  /** Loads an onnxruntime session: its thread is started before the command's module is imported. */
+  runsModel?: true;
   /** The command's module: its usage text and what runs it. */
   load(): Promise<LoadedCommand>;
 }
@@ -28,6 +31,7 @@ const COMMANDS: Record<string, Command> = {
   },
   generate: {
     summary: GENERATE_SUMMARY,
+    runsModel: true,
     load: async () => {
       const { GENERATE_USAGE, generateCommand } = await import('./commands/generate.ts');
       return { usage: GENERATE_USAGE, run: generateCommand };
@@ -35,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: {
     summary: EVAL_SUMMARY,
+    runsModel: true,
     load: async () => {
       const { EVAL_USAGE, evalCommand } = await import('./commands/eval.ts');
       return { usage: EVAL_USAGE, run: evalCommand };
@@ -82,7 +87,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (name.startsWith('-')) throw new UsageError(`unknown option ${name} (see pixelflow --help)`);
-  return (await lookup(name).load()).run(rest);
+  const command = lookup(name);
+  // The session's thread and onnxruntime-node load meanwhile (session-thread.ts).
+  if (command.runsModel && !rest.some((arg) => arg === '--help' || arg === '-h')) startSessionThreadEarly();
+  return (await command.load()).run(rest);
 }
 
 try {
@@ -96,4 +104,6 @@ try {
     process.stderr.write(`pixelflow: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   }
+} finally {
+  await discardSpareSessionThread();
 }

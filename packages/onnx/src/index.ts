@@ -9,6 +9,7 @@ export {
   type SessionCacheOutcome,
 } from './onnx-model.ts';
 export { defaultSessionCacheDir, sessionCacheKey } from './session-cache.ts';
+export { discardSpareSessionThread, startSessionThreadEarly } from './session-thread.ts';
 export {
   CUDA_PROVIDER_FILES,
   CUDA_PROVIDER_LIBRARY,

@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { cudaProviderNotInstalled, explainCudaProviderFailure } from './cuda-provider.ts';
 import { sessionCacheKey } from './session-cache.ts';
+import { startSessionThread } from './session-thread.ts';
 import type { Shape4, VelocityModel } from '@pixelflow/sampler';
 import type { ModelDir } from '@pixelflow/formats';
 import type {
@@ -66,7 +67,6 @@ interface PendingRun {
   reject: (error: Error) => void;
 }
 
-const WORKER_URL = new URL('./onnx-session-worker.mjs', import.meta.url);
 const GRAPH_OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /**
@@ -262,6 +262,8 @@ export class OnnxModel implements VelocityModel {
   readonly fallbackReason: string | null;
   /** Threads onnxruntime runs one operator on (see OnnxModelOptions.intraOpNumThreads). */
   readonly intraOpThreads: number;
+  /** The worker thread that owns the session (its threadId; see startSessionThreadEarly). */
+  readonly threadId: number;
   /** What the session cache did (OnnxModelOptions.sessionCacheDir). */
   readonly sessionCache: SessionCacheOutcome;
   /** Why the cache could not be used, when `sessionCache` is 'unusable'; null otherwise. */
@@ -282,6 +284,7 @@ export class OnnxModel implements VelocityModel {
   private constructor(model: ModelDir, worker: Worker, ready: ReadyMessage, fallbackReason: string | null, intraOpThreads: number) {
     this.model = model;
     this.intraOpThreads = intraOpThreads;
+    this.threadId = worker.threadId;
     this.sessionCache = ready.sessionCache;
     this.sessionCacheProblem = ready.sessionCacheProblem;
     this.worker = worker;
@@ -332,7 +335,7 @@ export class OnnxModel implements VelocityModel {
           ? null
           : { dir: options.sessionCacheDir, key: sessionCacheKey(model, resolved.graphOptimizationLevel) },
     };
-    const worker = new Worker(WORKER_URL, { workerData, name: `onnxruntime ${model.manifest.name}` });
+    const worker = startSessionThread(workerData, `onnxruntime ${model.manifest.name}`);
     let ready: ReadyMessage;
     try {
       ready = await waitUntilReady(worker, model.modelPath);

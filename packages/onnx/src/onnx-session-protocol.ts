@@ -7,7 +7,7 @@ import type { InferenceSession } from 'onnxruntime-node';
 export type OnnxProvider = 'cpu' | 'cuda';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
-/** The thread's workerData: what session to create. */
+/** What session to create: the thread's workerData, or a CreateRequest to a thread started ahead. */
 export interface SessionWorkerData {
   /** Absolute path of the .onnx file (external weights are found beside it). */
   modelPath: string;
@@ -50,7 +50,13 @@ export interface DisposeRequest {
   type: 'dispose';
 }
 
-export type ParentMessage = RunRequest | DisposeRequest;
+/** parent -> a thread started without workerData (session-thread.ts): the session to create. */
+export interface CreateRequest {
+  type: 'create';
+  config: SessionWorkerData;
+}
+
+export type ParentMessage = CreateRequest | RunRequest | DisposeRequest;
 
 /** thread -> parent: the session exists. */
 export interface ReadyMessage {

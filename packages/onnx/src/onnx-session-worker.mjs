@@ -8,7 +8,10 @@
 // Plain JavaScript on purpose: worker threads start with Node's own loader, not vitest's or tsx's
 // TypeScript one. Its message types are onnx-session-protocol.ts's, which tsc checks it against.
 //
-// Protocol. The session is created from `workerData` as soon as the thread starts, then:
+// Protocol. The session is created from `workerData` as soon as the thread starts; a thread started
+// ahead without workerData (session-thread.ts) loads onnxruntime-node and waits for
+//   parent -> worker  {type:'create', config}
+// to create it from. Then:
 //   worker -> parent  {type:'ready', ...} or {type:'load-error', message}
 //   parent -> worker  {type:'run', id, shape, x, timestep, classLabels}   (buffers transferred)
 //   worker -> parent  {type:'result', id, velocity, dims, runMs}          (velocity transferred)
@@ -38,7 +41,16 @@ import ort from 'onnxruntime-node';
 
 if (!parentPort) throw new Error('onnx-session-worker.mjs must be started as a worker thread');
 const port = parentPort;
-const config = /** @type {SessionWorkerData} */ (workerData);
+/** @returns {Promise<SessionWorkerData>} */
+function createRequest() {
+  return new Promise((resolve) => {
+    port.once('message', (/** @type {ParentMessage} */ message) => {
+      if (message.type === 'create') resolve(message.config);
+    });
+  });
+}
+
+const config = workerData === undefined ? await createRequest() : /** @type {SessionWorkerData} */ (workerData);
 
 /** Sends a message, transferring `transfer`; one line per error message. */
 function post(/** @type {WorkerMessage} */ message, /** @type {ArrayBuffer[]} */ transfer = []) {
