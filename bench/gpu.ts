@@ -27,6 +27,7 @@ import { DEFAULT_MODEL_DIR, encodeGeneratedPngs, loadModelDir, readNpy, writeNpy
 import { OnnxModel, type OnnxProvider } from '@pixelflow/onnx';
 import { BatchingModel, noiseShapes, sample, sampleOptionsFor, type SampleResult, type VelocityModel } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration, type ResolvedGeneration } from '@pixelflow/schemas';
+import { batchScaling, SCALING_BATCHES } from './batch-scaling.ts';
 import { median } from './numbers.ts';
 
 const { values } = parseArgs({
@@ -291,8 +292,6 @@ async function pytorch(checkpoint: string, classLabel: number): Promise<void> {
   await save();
 }
 
-const SCALING_BATCHES = [1, 2, 4, 8, 16];
-
 async function batching(path: string): Promise<void> {
   const dir = await loadModelDir(path);
   const { model } = await timedLoad(dir, provider);
@@ -300,26 +299,14 @@ async function batching(path: string): Promise<void> {
   const entry: Record<string, unknown> = { model: dir.manifest.name, dtype: dir.manifest.dtype, jobs };
   results.batching = entry;
   try {
-    const channels = dir.manifest.architecture.in_channels;
     const scaling: Record<string, Record<string, number>> = {};
     entry.ms_per_call = scaling;
-    for (const stage of dir.manifest.stages) {
-      const side = stage.resolution;
-      const row: Record<string, number> = {};
-      for (const batch of SCALING_BATCHES) {
-        const x = new Float32Array(batch * channels * side * side).fill(0.1);
-        const times: number[] = [];
-        for (let i = 0; i < 4; i++) {
-          const started = performance.now();
-          await model.predict(x, [batch, channels, side, side], new Float32Array(batch).fill(stage.timestep_first), new BigInt64Array(batch));
-          if (i > 0) times.push(performance.now() - started); // the first meets a new shape
-        }
-        row[batch] = Number(median(times).toFixed(2));
-      }
+    await batchScaling(model, dir.manifest, 4, async (side, msByBatch) => {
+      const row = Object.fromEntries(Object.entries(msByBatch).map(([batch, ms]) => [batch, Number(ms.toFixed(2))]));
       scaling[side] = row;
       log(`batching: ${side} px ${JSON.stringify(row)}`);
       await save();
-    }
+    });
     // As the worker runs it on CUDA: merged calls padded to warmed-up sizes.
     const batcher = new BatchingModel(model, { maxBatch: 16, ...(provider === 'cuda' && { batchSizes: SCALING_BATCHES }) });
     const job = (i: number): ResolvedGeneration => ({ ...defaultJob(dir, 1), seed: seed + i });

@@ -27,6 +27,7 @@ import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
 import { REPO } from '../scripts/compiled.mjs';
+import { batchScaling, SCALING_BATCHES } from './batch-scaling.ts';
 import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
@@ -151,37 +152,20 @@ async function measure(model: string, label: string, concurrent: boolean, worker
   }
 }
 
-const SCALING_BATCHES = [1, 2, 4, 8, 16];
-
 /** ms per onnxruntime call at each stage resolution and batch size (median of a few), on this machine. */
-async function batchScaling(model: string): Promise<string[]> {
+async function scalingTable(model: string): Promise<string[]> {
   const dir = await loadModelDir(model);
   const session = await OnnxModel.load(dir, { intraOpNumThreads: Number(ortThreads) });
   try {
-    const channels = dir.manifest.architecture.in_channels;
+    const scaling = await batchScaling(session, dir.manifest, 6);
     const lines = [
       `\n${dir.manifest.name}: ms per model call by batch size (rows), and per row against batch 1 (${ortThreads} onnxruntime threads)\n`,
       `| resolution | ${SCALING_BATCHES.map((b) => `batch ${b}`).join(' | ')} |`,
       `|---|${SCALING_BATCHES.map(() => '---').join('|')}|`,
     ];
-    for (const stage of dir.manifest.stages) {
-      const side = stage.resolution;
-      const cells: string[] = [];
-      let single = 0;
-      for (const batch of SCALING_BATCHES) {
-        const x = new Float32Array(batch * channels * side * side).fill(0.1);
-        const t = new Float32Array(batch).fill(stage.timestep_first);
-        const labels = new BigInt64Array(batch);
-        const times: number[] = [];
-        for (let i = 0; i < 6; i++) {
-          const started = performance.now();
-          await session.predict(x, [batch, channels, side, side], t, labels);
-          if (i > 0) times.push(performance.now() - started);
-        }
-        const ms = quantile(times, 0.5);
-        if (batch === 1) single = ms;
-        cells.push(`${fmt(ms, 2)} (${fmt(ms / batch / single, 2)}x)`);
-      }
+    for (const [side, row] of Object.entries(scaling)) {
+      const single = row[1] as number;
+      const cells = SCALING_BATCHES.map((batch) => `${fmt(row[batch] as number, 2)} (${fmt((row[batch] as number) / batch / single, 2)}x)`);
       lines.push(`| ${side} px | ${cells.join(' | ')} |`);
     }
     return lines;
@@ -195,7 +179,7 @@ if (values.medium) models.push(await mediumModel());
 for (const model of models) {
   const name = (await loadModelDir(model)).manifest.name;
   if (values['scaling-only']) {
-    console.log((await batchScaling(model)).join('\n'));
+    console.log((await scalingTable(model)).join('\n'));
     continue;
   }
   await prepareServices();
@@ -214,5 +198,5 @@ for (const model of models) {
   ];
   console.log(lines.join('\n'));
   // After the service runs: the first child processes of a run came out slower, whatever ran first.
-  console.log((await batchScaling(model)).join('\n'));
+  console.log((await scalingTable(model)).join('\n'));
 }
