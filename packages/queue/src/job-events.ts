@@ -31,8 +31,13 @@ function isEventName(name: string): name is JobEventName {
  * events (JobRecords.reportProgresses) stay one round trip.
  */
 export function addEvents<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, payloads: readonly JobEventPayload<N>[]): ChainableCommander {
+  return addUnannounced(multi, keys, jobId, name, payloads).publish(keys.eventsChannel, jobId);
+}
+
+/** As addEvents without the PUBLISH: for events followed by others in the same transaction, which announces them all. */
+export function addUnannounced<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, payloads: readonly JobEventPayload<N>[]): ChainableCommander {
   for (const data of payloads) multi.xadd(keys.events(jobId), '*', 'name', name, 'data', JSON.stringify(data));
-  return multi.publish(keys.eventsChannel, jobId);
+  return multi;
 }
 
 /** The replies of an exec(), throwing the first command error (ioredis reports them per command). */

@@ -9,7 +9,7 @@ import {
   StagePreview,
 } from '@pixelflow/schemas';
 import { z } from 'zod';
-import { addEvents, execReplies } from './job-events.ts';
+import { addEvents, addUnannounced, execReplies } from './job-events.ts';
 import type { Keys } from './keys.ts';
 
 // A job's record: a Redis hash that the API creates and reads and the worker
@@ -215,9 +215,15 @@ export class JobRecords {
     execReplies(await addEvents(multi, this.keys, id, 'progress', reports).exec());
   }
 
-  /** Records a stage's preview and appends its `stage` event, in one transaction. */
-  async addPreview(id: string, preview: StagePreview, event: JobEventPayload<'stage'>): Promise<void> {
-    const multi = this.redis.multi().hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
+  /**
+   * Records a stage's preview and appends its `stage` event, in one transaction, after `progress`:
+   * the reports of the calls before the stage ended that were not written yet (as reportProgresses).
+   */
+  async addPreview(id: string, preview: StagePreview, event: JobEventPayload<'stage'>, progress: readonly JobProgress[] = []): Promise<void> {
+    const multi = this.redis.multi();
+    const last = progress.at(-1);
+    if (last !== undefined) addUnannounced(multi.hset(this.keys.job(id), 'progress', JSON.stringify(last)), this.keys, id, 'progress', progress);
+    multi.hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
     execReplies(await addEvents(multi, this.keys, id, 'stage', [event]).exec());
   }
 

@@ -205,6 +205,29 @@ describe('progress reports sent together', () => {
     expect(await events.read('p1')).toHaveLength(3);
     stop();
   });
+
+  it('can ride with a stage end: its progress, then the stage, one event each, followers woken once', async () => {
+    const connection = subscriber.duplicate();
+    const hub = new JobEventHub(connection, k);
+    await hub.start();
+    let wakes = 0;
+    const stop = hub.follow('p2', () => wakes++);
+    const reports = [9, 10].map((step) => ({ stage: 0, stages: 4, step, steps_total: 40, fraction: step / 40 }));
+    const preview = { stage: 0, resolution: 4, url: '/jobs/p2/previews/0' };
+    await records.create({ id: 'p2', model: 'm', parameters, createdAt: new Date() });
+    await records.addPreview('p2', preview, { ...preview, stages: 4 }, reports);
+    const stored = await events.read('p2');
+    expect(stored.map((e) => e.name)).toEqual(['progress', 'progress', 'stage']);
+    expect(stored.map((e) => e.data)).toEqual([...reports, { ...preview, stages: 4 }]);
+    const record = await records.get('p2');
+    expect(record?.progress).toEqual(reports[1]);
+    expect(record?.previews).toEqual([preview]);
+    await expect.poll(() => wakes).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(wakes).toBe(1);
+    stop();
+    connection.disconnect();
+  });
 });
 
 describe('cancel requests and worker heartbeats', () => {

@@ -30,14 +30,23 @@ export class ProgressReporter {
     else this.timer = setTimeout(() => this.flush(), wait);
   }
 
-  /** Sends what is pending now: before another event (a stage end) and when the job stops. */
+  /** Sends what is pending now: when the job stops. */
   flush(): void {
+    const reports = this.take();
+    if (reports.length > 0) this.send(reports);
+  }
+
+  /**
+   * Hands over what is pending instead of sending it, for a write that goes out now anyway (a stage
+   * end's, which then carries them ahead of its own event); counts as a burst sent.
+   */
+  take(): JobProgress[] {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0) return [];
     const reports = this.pending;
     this.pending = [];
     this.lastSent = this.now();
-    this.send(reports);
+    return reports;
   }
 }

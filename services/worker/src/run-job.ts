@@ -149,14 +149,16 @@ async function sampleWithSideEffects(
         const encoding = deps.pngs.encode(end.preview.subarray(0, side * side * 3), side, side);
         encoding.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
         const preview = { stage: end.stage, resolution: side, url: `/jobs/${id}/previews/${end.stage}` };
-        progressReports.flush(); // the stream keeps the order: this stage's progress, then its end
+        // The stage's write carries the progress not written yet, ahead of its own event: the stream
+        // keeps the order (this stage's progress, then its end) in one write instead of two.
+        const progressBefore = progressReports.take();
         sideEffects.push(async () => {
           const png = await encoding;
           await store.put(previewKey(id, end.stage), png);
           // Small previews travel inline; big ones (the XL model's 128 and 256 px stages) only by URL,
           // so that event streams, kept for the job's whole retention, stay small in Redis.
           const inline = png.length <= INLINE_PREVIEW_BYTES ? { png_base64: png.toString('base64') } : {};
-          await records.addPreview(id, preview, { ...preview, stages, ...inline });
+          await records.addPreview(id, preview, { ...preview, stages, ...inline }, progressBefore);
         });
       },
     }).catch((error: unknown) => {

@@ -40,4 +40,20 @@ describe('ProgressReporter', () => {
     vi.advanceTimersByTime(100);
     expect(sent).toEqual([[1], [2]]);
   });
+
+  it('hands over what is pending for another write to carry, which counts as a burst sent', () => {
+    vi.useFakeTimers();
+    const sent: number[][] = [];
+    const reporter = new ProgressReporter((reports) => sent.push(reports.map((r) => r.step)), 25, () => Date.now());
+    reporter.report(step(1));
+    reporter.report(step(2));
+    reporter.report(step(3));
+    expect(reporter.take().map((r) => r.step)).toEqual([2, 3]);
+    expect(reporter.take()).toEqual([]);
+    vi.advanceTimersByTime(100); // the timer for 2 and 3 was cleared
+    expect(sent).toEqual([[1]]);
+    reporter.report(step(4)); // the interval counts from the take
+    vi.advanceTimersByTime(100);
+    expect(sent).toEqual([[1], [4]]);
+  });
 });
