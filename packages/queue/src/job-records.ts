@@ -126,6 +126,31 @@ function date(text: string | undefined): Date | null {
   return text === undefined || text === '' ? null : new Date(text);
 }
 
+/** A record from its hash's fields; null for a hash that is not there. */
+function recordFrom(id: string, fields: Record<string, string>): JobRecord | null {
+  if (fields['status'] === undefined) return null;
+  const previews = Object.entries(fields)
+    .filter(([name]) => name.startsWith(PREVIEW_FIELD))
+    .map(([, value]) => StagePreview.parse(JSON.parse(value)))
+    .sort((a, b) => a.stage - b.stage);
+  return {
+    id,
+    status: JobStatus.parse(fields['status']),
+    model: fields['model'] ?? '',
+    parameters: ResolvedGeneration.parse(JSON.parse(fields['parameters'] ?? 'null')),
+    attempt: Number(fields['attempt'] ?? 0),
+    createdAt: date(fields['created_at']) ?? new Date(0),
+    startedAt: date(fields['started_at']),
+    finishedAt: date(fields['finished_at']),
+    expiresAt: date(fields['expires_at']),
+    progress: json(JobProgress, fields['progress']),
+    previews,
+    images: json(z.array(JobImage), fields['images']),
+    error: json(JobError, fields['error']),
+    cancelRequested: fields['cancel_requested'] === '1',
+  };
+}
+
 export class JobRecords {
   private readonly redis: Redis;
   private readonly keys: Keys;
@@ -151,28 +176,7 @@ export class JobRecords {
   }
 
   async get(id: string): Promise<JobRecord | null> {
-    const fields = await this.redis.hgetall(this.keys.job(id));
-    if (fields['status'] === undefined) return null;
-    const previews = Object.entries(fields)
-      .filter(([name]) => name.startsWith(PREVIEW_FIELD))
-      .map(([, value]) => StagePreview.parse(JSON.parse(value)))
-      .sort((a, b) => a.stage - b.stage);
-    return {
-      id,
-      status: JobStatus.parse(fields['status']),
-      model: fields['model'] ?? '',
-      parameters: ResolvedGeneration.parse(JSON.parse(fields['parameters'] ?? 'null')),
-      attempt: Number(fields['attempt'] ?? 0),
-      createdAt: date(fields['created_at']) ?? new Date(0),
-      startedAt: date(fields['started_at']),
-      finishedAt: date(fields['finished_at']),
-      expiresAt: date(fields['expires_at']),
-      progress: json(JobProgress, fields['progress']),
-      previews,
-      images: json(z.array(JobImage), fields['images']),
-      error: json(JobError, fields['error']),
-      cancelRequested: fields['cancel_requested'] === '1',
-    };
+    return recordFrom(id, await this.redis.hgetall(this.keys.job(id)));
   }
 
   /** The parameters and progress of several jobs in one round trip (missing jobs are left out). */
@@ -191,11 +195,13 @@ export class JobRecords {
 
   /**
    * A worker takes the job: queued (or running, after a worker died) -> running, clearing what an
-   * earlier attempt reported (progress, previews). Returns the status after.
+   * earlier attempt reported (progress, previews). Returns the record after (whatever its status:
+   * a canceled or finished job is not taken), read in the same round trip; null when it is gone.
    */
-  async start(id: string, at: Date): Promise<JobStatus | null> {
-    const status = (await this.redis.eval(START, 1, this.keys.job(id), at.toISOString(), PREVIEW_FIELD)) as string | null;
-    return status === null ? null : JobStatus.parse(status);
+  async start(id: string, at: Date): Promise<JobRecord | null> {
+    const key = this.keys.job(id);
+    const [, fields] = execReplies(await this.redis.multi().eval(START, 1, key, at.toISOString(), PREVIEW_FIELD).hgetall(key).exec());
+    return recordFrom(id, fields as Record<string, string>);
   }
 
   /** Records a running job's progress and appends its progress event, in one transaction. */

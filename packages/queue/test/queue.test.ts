@@ -61,7 +61,8 @@ describe('job records', () => {
   it('go queued -> running -> succeeded, keep the first ending and expire by the zset', async () => {
     await records.create({ id: 'a1', model: 'm', parameters, createdAt: at(0) });
     expect(await records.get('a1')).toMatchObject({ status: 'queued', attempt: 0, parameters, startedAt: null });
-    expect(await records.start('a1', at(1))).toBe('running');
+    // The record after the start comes back with it.
+    expect(await records.start('a1', at(1))).toMatchObject({ id: 'a1', status: 'running', attempt: 1, startedAt: at(1), parameters });
     await events.append('a1', 'started', { attempt: 1, steps_total: 8 });
     await records.reportProgress('a1', { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 0.375 });
     expect((await events.read('a1')).map((e) => e.name)).toEqual(['started', 'progress']);
@@ -94,7 +95,7 @@ describe('job records', () => {
     expect(await records.requestCancel('c1', at(1), 60)).toBe('queued');
     expect((await records.get('c1'))?.status).toBe('canceled');
     // The worker that dequeues it afterwards must not run it.
-    expect(await records.start('c1', at(2))).toBe('canceled');
+    expect((await records.start('c1', at(2)))?.status).toBe('canceled');
 
     await records.create({ id: 'c2', model: 'm', parameters, createdAt: at(0) });
     await records.start('c2', at(1));
@@ -103,6 +104,7 @@ describe('job records', () => {
     expect(await records.finish('c2', { status: 'canceled' }, at(3), 60)).toBe('canceled');
     expect(await records.requestCancel('c2', at(4), 60)).toBe('canceled');
     expect(await records.requestCancel('nope', at(4), 60)).toBeNull();
+    expect(await records.start('nope', at(4))).toBeNull();
   });
 
   it('leave a job unfinished when its ending fails part-way, so that writing it again writes all of it', async () => {
@@ -147,7 +149,7 @@ describe('job records', () => {
       await records.addPreview('r1', preview, { ...preview, stages: 4 });
     }
     expect(await records.requestCancel('r1', at(2), 60)).toBe('running');
-    expect(await records.start('r1', at(5))).toBe('running');
+    expect((await records.start('r1', at(5)))?.status).toBe('running');
     const again = await records.get('r1');
     expect(again).toMatchObject({ status: 'running', attempt: 2, progress: null, previews: [], startedAt: at(5) });
     // A cancel asked for meanwhile still holds for the new attempt.

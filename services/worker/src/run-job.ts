@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JobEvents, JobRecords } from '@pixelflow/queue';
+import type { JobEvents, JobRecord, JobRecords } from '@pixelflow/queue';
 import { imageKey, previewKey, type ResultStore } from '@pixelflow/results';
 import { encodeGeneratedPngsWith, type ModelDir, type PngEncoderPool } from '@pixelflow/formats';
 import { sample, sampleOptionsFor, type BatchingModel, type SampleResult } from '@pixelflow/sampler';
@@ -48,14 +48,15 @@ export interface JobRunnerDeps {
 export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<JobOutcome> {
   const { records, log } = deps;
   const startedAt = new Date();
-  const status = await records.start(id, startedAt);
-  if (status !== 'running') {
+  const record = await records.start(id, startedAt);
+  if (record?.status !== 'running') {
+    const status = record?.status ?? null;
     log.info({ status }, status === null ? 'job record is gone; skipping' : `job is ${status}; skipping`);
     return { kind: 'skipped', status };
   }
   const progress = { imageSteps: 0 };
   try {
-    const ending = await computeJob(deps, id, signal, startedAt, progress);
+    const ending = await computeJob(deps, record, signal, startedAt, progress);
     return { kind: 'ended', ending, startedAt };
   } catch (error) {
     const reason: unknown = signal.reason;
@@ -88,10 +89,9 @@ class WriteFailure extends Error {
   }
 }
 
-async function computeJob(deps: JobRunnerDeps, id: string, signal: AbortSignal, startedAt: Date, progress: { imageSteps: number }): Promise<JobEnding> {
-  const { records, events, log } = deps;
-  const record = await records.get(id);
-  if (!record) throw new Error(`job ${id} lost its record while starting`);
+async function computeJob(deps: JobRunnerDeps, record: JobRecord, signal: AbortSignal, startedAt: Date, progress: { imageSteps: number }): Promise<JobEnding> {
+  const { events, log } = deps;
+  const { id } = record;
   if (record.cancelRequested) return { status: 'canceled' };
   const g = record.parameters;
   // Euler's count is exact; Dopri5 adapts, so its total is an estimate that the last step corrects.
