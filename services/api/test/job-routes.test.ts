@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { imageKey } from '@pixelflow/results';
+import { imageKey, previewKey } from '@pixelflow/results';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildFakeApp, type FakeInfrastructure } from './support/fake-infrastructure.ts';
 
@@ -150,6 +150,28 @@ describe('job images', () => {
     expect(revalidated.statusCode).toBe(304);
     expect(revalidated.rawPayload.length).toBe(0);
     expect((await app.inject({ method: 'GET', url: `/jobs/${id}/images/1` })).statusCode).toBe(404);
+  });
+
+  it('revalidates by HTTP semantics: weak validators, lists and * match; other tags and no-cache do not', async () => {
+    await start();
+    const id = await created();
+    const png = Buffer.from('another stand-in');
+    const sha256 = createHash('sha256').update(png).digest('hex');
+    infrastructure.jobs.start(id);
+    infrastructure.jobs.endStage(id, 0, 32);
+    infrastructure.jobs.succeed(id, [{ url: `/jobs/${id}/images/0`, width: 32, height: 32, sha256 }]);
+    await infrastructure.resultStore.put(imageKey(id, 0), png);
+    await infrastructure.resultStore.put(previewKey(id, 0), png);
+    const status = async (url: string, headers: Record<string, string>): Promise<number> => (await app.inject({ method: 'GET', url, headers })).statusCode;
+    for (const url of [`/jobs/${id}/images/0`, `/jobs/${id}/previews/0`]) {
+      expect(await status(url, { 'if-none-match': `W/"${sha256}"` }), url).toBe(304);
+      expect(await status(url, { 'if-none-match': `"x", "${sha256}"` }), url).toBe(304);
+      expect(await status(url, { 'if-none-match': `"x",W/"${sha256}"` }), url).toBe(304);
+      expect(await status(url, { 'if-none-match': '*' }), url).toBe(304);
+      expect(await status(url, { 'if-none-match': `"x", "y"` }), url).toBe(200);
+      expect(await status(url, { 'if-none-match': sha256 }), url).toBe(200); // not a quoted tag
+      expect(await status(url, { 'if-none-match': `"${sha256}"`, 'cache-control': 'no-cache' }), url).toBe(200);
+    }
   });
 });
 

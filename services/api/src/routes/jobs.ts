@@ -1,5 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import fresh from 'fresh';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { JobService } from '@pixelflow/queue';
 import { imageKey, previewKey } from '@pixelflow/results';
@@ -101,12 +102,14 @@ export function jobRoutes(ctx: ApiContext) {
         const image = kind === 'images' ? record.images?.[n] : undefined;
         if (!image && !(kind === 'previews' && record.previews.some((p) => p.stage === n))) return missing();
         const cacheable = (etag: string): typeof reply => reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
+        // RFC 9110 If-None-Match (weak comparison, lists, `*`), by the `fresh` of Express and Koa.
+        const unchanged = (etag: string): boolean => fresh(request.headers, { etag });
         // An image's hash is in its record: revalidating it needs no read from the disk.
-        if (image && request.headers['if-none-match'] === `"${image.sha256}"`) return cacheable(`"${image.sha256}"`).code(304).send();
+        if (image && unchanged(`"${image.sha256}"`)) return cacheable(`"${image.sha256}"`).code(304).send();
         const png = await app.resultStore.get(image ? imageKey(id, n) : previewKey(id, n));
         if (!png) return missing();
         const etag = `"${image ? image.sha256 : createHash('sha256').update(png).digest('hex')}"`;
-        if (request.headers['if-none-match'] === etag) return cacheable(etag).code(304).send();
+        if (unchanged(etag)) return cacheable(etag).code(304).send();
         return cacheable(etag).type('image/png').send(png);
       };
 

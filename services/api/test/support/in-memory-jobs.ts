@@ -114,6 +114,14 @@ export class InMemoryJobService implements JobService {
     this.append(id, 'started', { attempt: record.attempt, steps_total: record.parameters.steps.reduce((a, b) => a + b, 0) });
   }
 
+  /** A worker ends a stage of the job (as JobRecords.addPreview would). */
+  endStage(id: string, stage: number, resolution: number): void {
+    const record = this.get(id);
+    const preview = { stage, resolution, url: `/jobs/${id}/previews/${stage}` };
+    record.previews.push(preview);
+    this.append(id, 'stage', { ...preview, stages: stage + 1 });
+  }
+
   /** A worker finishes the job with these images. */
   succeed(id: string, images: JobImage[]): void {
     const record = this.get(id);
