@@ -152,7 +152,7 @@ describe('job images', () => {
     expect((await app.inject({ method: 'GET', url: `/jobs/${id}/images/1` })).statusCode).toBe(404);
   });
 
-  it('revalidates by HTTP semantics: weak validators, lists and * match; other tags and no-cache do not', async () => {
+  it('revalidates by HTTP semantics: weak validators, lists and * match, other tags do not, and no-cache is for caches', async () => {
     await start();
     const id = await created();
     const png = Buffer.from('another stand-in');
@@ -170,8 +170,42 @@ describe('job images', () => {
       expect(await status(url, { 'if-none-match': '*' }), url).toBe(304);
       expect(await status(url, { 'if-none-match': `"x", "y"` }), url).toBe(200);
       expect(await status(url, { 'if-none-match': sha256 }), url).toBe(200); // not a quoted tag
-      expect(await status(url, { 'if-none-match': `"${sha256}"`, 'cache-control': 'no-cache' }), url).toBe(200);
+      // What fetch() sends with If-None-Match: a directive for caches, not for the server that validates.
+      expect(await status(url, { 'if-none-match': `"${sha256}"`, 'cache-control': 'no-cache', pragma: 'no-cache' }), url).toBe(304);
     }
+  });
+});
+
+describe('path and query parameters', () => {
+  it('are validation problems in our words, and an index has one spelling: plain decimal in range', async () => {
+    await start();
+    const id = await created();
+    const image = 'must be an image index from 0 to 7, in plain decimal';
+    const stage = 'must be a stage index from 0 to 15, in plain decimal';
+    const cases: [string, string][] = [
+      ...['9', 'x', '-1', '1.5', '00', '0x0', '%20', '+1', '1e0', ''].map((n): [string, string] => [`images/${n}`, image]),
+      ...['16', '99', '03', '0x3', '1e0'].map((n): [string, string] => [`previews/${n}`, stage]),
+    ];
+    for (const [path, rule] of cases) {
+      const url = `/jobs/${id}/${path}`;
+      const response = await app.inject({ method: 'GET', url });
+      expect(response.statusCode, url).toBe(400);
+      expect(response.headers['content-type'], url).toContain('application/problem+json');
+      expect(response.json(), url).toEqual({
+        type: '/problems/validation',
+        title: 'Invalid request',
+        status: 400,
+        detail: `n ${rule}`,
+        errors: [{ path: 'n', message: rule }],
+        instance: url,
+      });
+    }
+    // In range and canonical: the route runs (this job has no images yet).
+    expect((await app.inject({ method: 'GET', url: `/jobs/${id}/images/7` })).statusCode).toBe(404);
+    expect((await app.inject({ method: 'GET', url: `/jobs/${id}/previews/15` })).statusCode).toBe(404);
+    const longId = await app.inject({ method: 'GET', url: `/jobs/${id}/events?last_event_id=${'1'.repeat(65)}` });
+    expect(longId.statusCode).toBe(400);
+    expect(longId.json()).toMatchObject({ errors: [{ path: 'last_event_id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] });
   });
 });
 

@@ -16,6 +16,7 @@ import { guardJobRoutes } from './job-guard.ts';
 // client leaves, or the server closes.
 
 const RETRY_MS = 2000;
+const EVENT_ID_RULE = 'must be an id from this stream, e.g. 1700000000000-0';
 /** Events per stream read; a full batch is followed by the next read at once. */
 const READ_BATCH = 1000;
 
@@ -35,8 +36,8 @@ export function eventRoutes(ctx: ApiContext) {
             'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64 (when at most 16 KiB)} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
           tags: ['jobs'],
           params: z.object({ id: JobId }),
-          querystring: z.object({ last_event_id: z.string().max(64).optional() }),
-          headers: z.object({ 'last-event-id': z.string().max(64).optional() }).loose(),
+          querystring: z.object({ last_event_id: z.string().max(64, { error: EVENT_ID_RULE }).optional() }),
+          headers: z.object({ 'last-event-id': z.string().max(64, { error: EVENT_ID_RULE }).optional() }).loose(),
           response: {
             200: z.string().meta({ description: 'text/event-stream' }),
             400: Problem,
@@ -48,7 +49,7 @@ export function eventRoutes(ctx: ApiContext) {
         const { id } = request.params;
         const lastEventId = request.headers['last-event-id'] ?? request.query.last_event_id;
         if (lastEventId !== undefined && !isEventId(lastEventId)) {
-          return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: 'must be an id from this stream, e.g. 1700000000000-0' }] }));
+          return sendProblem(reply, problem('validation', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id of this API`, { errors: [{ path: 'last-event-id', message: EVENT_ID_RULE }] }));
         }
         if (!(await app.jobs.exists(id))) {
           return sendProblem(reply, jobNotFound(id, `/jobs/${id}/events`));

@@ -15,6 +15,22 @@ import { guardJobRoutes } from './job-guard.ts';
 
 const JobParams = z.object({ id: JobId });
 
+/**
+ * A path segment naming an index, written one way only (plain decimal: no sign, leading zero,
+ * space or hex), so that one image has one URL, and with a message of ours when it is not.
+ */
+function indexParam(pattern: RegExp, rule: string) {
+  return z
+    .string()
+    .regex(pattern, { error: rule })
+    .transform(Number)
+    .meta({ description: rule.replace(/^must be /, 'An index: ') });
+}
+/** Images per job: 1 to 8 (GenerationRequest's num_images). */
+const IMAGE_INDEX = indexParam(/^[0-7]$/, 'must be an image index from 0 to 7, in plain decimal');
+/** Stages of a cascade: at most 16. */
+const STAGE_INDEX = indexParam(/^(?:[0-9]|1[0-5])$/, 'must be a stage index from 0 to 15, in plain decimal');
+
 async function viewOf(jobs: JobService, id: string): Promise<Job | null> {
   const snapshot = await jobs.snapshot(id);
   return snapshot && jobView(snapshot);
@@ -102,8 +118,11 @@ export function jobRoutes(ctx: ApiContext) {
         const image = kind === 'images' ? record.images?.[n] : undefined;
         if (!image && !(kind === 'previews' && record.previews.some((p) => p.stage === n))) return missing();
         const cacheable = (etag: string): typeof reply => reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
-        // RFC 9110 If-None-Match (weak comparison, lists, `*`), by the `fresh` of Express and Koa.
-        const unchanged = (etag: string): boolean => fresh(request.headers, { etag });
+        // RFC 9110 If-None-Match (weak comparison, lists, `*`), by the `fresh` of Express and Koa. Only
+        // that header: `fresh` also answers "changed" to any Cache-Control: no-cache, which the fetch
+        // standard adds to every request carrying If-None-Match; that directive is for caches on the
+        // way, while this server is where the validation it asks for happens.
+        const unchanged = (etag: string): boolean => fresh({ 'if-none-match': request.headers['if-none-match'] }, { etag });
         // An image's hash is in its record: revalidating it needs no read from the disk.
         if (image && unchanged(`"${image.sha256}"`)) return cacheable(`"${image.sha256}"`).code(304).send();
         const png = await app.resultStore.get(image ? imageKey(id, n) : previewKey(id, n));
@@ -119,7 +138,7 @@ export function jobRoutes(ctx: ApiContext) {
         schema: {
           summary: 'A generated image (PNG with its parameters in an iTXt chunk)',
           tags: ['jobs'],
-          params: z.object({ id: JobId, n: z.coerce.number().int().min(0).max(7) }),
+          params: z.object({ id: JobId, n: IMAGE_INDEX }),
           response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
         },
       },
@@ -132,7 +151,7 @@ export function jobRoutes(ctx: ApiContext) {
         schema: {
           summary: 'The preview PNG of image 0 at the end of stage n (0-based)',
           tags: ['jobs'],
-          params: z.object({ id: JobId, n: z.coerce.number().int().min(0).max(15) }),
+          params: z.object({ id: JobId, n: STAGE_INDEX }),
           response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
         },
       },
