@@ -148,7 +148,7 @@ interface ProcessRun {
 }
 
 async function generateProcess(command: string, args: string[], model: string, out: string): Promise<ProcessRun> {
-  const generateArgs = ['generate', '--model', model, '--count', `${IMAGES}`, '--seed', `${SEED}`, '--cfg', `${CFG}`, '--steps', `${STEPS}`, '--out', out, '--json'];
+  const generateArgs = ['generate', '--model', model, '--count', `${IMAGES}`, '--seed', `${SEED}`, '--cfg', `${CFG}`, '--steps', `${STEPS}`, '--out', out, '--json', '--force'];
   const started = performance.now();
   const stdout = await new Promise<string>((resolve, reject) => {
     const child = spawn(command, [...args, ...generateArgs], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });

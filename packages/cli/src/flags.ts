@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GenerationError } from '@pixelflow/schemas';
 import { UsageError } from './errors.ts';
+import { didYouMean } from './suggest.ts';
 
 // Command-line flag handling shared by the subcommands: parseArgs with errors and --help handled
 // the same way everywhere, numbers read the same way, Node's parseArgs errors said in the user's terms, and the generation
@@ -24,11 +25,13 @@ export function stepsValue(text: string): number | string | (number | string)[] 
 }
 
 /** Node's parseArgs messages are long and mention APIs; say what the user did instead. */
-function usageErrorFrom(error: unknown, command: string): UsageError {
+function usageErrorFrom(error: unknown, command: string, options: Options): UsageError {
   const { code, message } = error as { code?: string; message: string };
   const option = /'(-[^' ]+)/.exec(message)?.[1];
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
-    return new UsageError(`unknown option ${option} (see pixelflow ${command} --help)`, { command });
+    const known = [...Object.keys(options), 'help'].map((name) => `--${name}`);
+    const suggestion = option.startsWith('--') ? didYouMean(option.split('=')[0] as string, known) : '';
+    return new UsageError(`unknown option ${option}${suggestion} (see pixelflow ${command} --help)`, { command });
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option && message.includes('ambiguous')) {
     // `--seed -1`: parseArgs will not take a value that looks like an option.
@@ -55,7 +58,7 @@ export function parseFlags<const O extends Options>(command: string, args: reado
     return asksForHelp ? ('help' as const) : parsed;
   } catch (error) {
     if (asksForHelp) return 'help' as const;
-    throw usageErrorFrom(error, command);
+    throw usageErrorFrom(error, command, options);
   }
 }
 

@@ -1,6 +1,8 @@
 import { discardSpareSessionThread, startSessionThreadEarly } from '@pixelflow/onnx/session-thread';
 import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
+import { didYouMean } from './suggest.ts';
+import { versionLine } from './version.ts';
 
 // Entry point of the `pixelflow` command: picks the subcommand and turns
 // errors into one line on stderr plus an exit status (2 for bad input).
@@ -61,13 +63,14 @@ ${Object.entries(COMMANDS)
   .map(([name, command]) => `  ${name.padEnd(10)} ${command.summary}`)
   .join('\n')}
 
-Run 'pixelflow <command> --help' for a command's options.
+Run 'pixelflow <command> --help' for a command's options, 'pixelflow --version' for versions.
 `;
 
 function lookup(name: string): Command {
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; see pixelflow --help)`);
+    const suggestion = didYouMean(name, Object.keys(COMMANDS));
+    throw new UsageError(`unknown command '${name}'${suggestion} (commands: ${Object.keys(COMMANDS).join(', ')}; see pixelflow --help)`);
   }
   return command;
 }
@@ -82,11 +85,15 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${versionLine()}\n`);
+    return 0;
+  }
   if (name === 'help') {
     process.stdout.write(rest[0] === undefined ? USAGE : (await lookup(rest[0]).load()).usage);
     return 0;
   }
-  if (name.startsWith('-')) throw new UsageError(`unknown option ${name} (see pixelflow --help)`);
+  if (name.startsWith('-')) throw new UsageError(`unknown option ${name}${didYouMean(name, ['--help', '--version'])} (see pixelflow --help)`);
   const command = lookup(name);
   // The session's thread and onnxruntime-node load meanwhile (session-thread.ts).
   if (command.runsModel && !rest.some((arg) => arg === '--help' || arg === '-h')) startSessionThreadEarly();

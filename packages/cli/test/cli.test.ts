@@ -47,6 +47,28 @@ describe('pixelflow', () => {
       "pixelflow: unknown command 'serve' (commands: convert, generate, eval, cuda; see pixelflow --help)",
     );
   });
+
+  it('suggests the command or option meant when one is a typo away', async () => {
+    expectOneLineFailure(
+      await pixelflow(['genrate']),
+      "pixelflow: unknown command 'genrate' (did you mean generate?) (commands: convert, generate, eval, cuda; see pixelflow --help)",
+    );
+    expectOneLineFailure(await pixelflow(['generate', '--cont', '3']), 'pixelflow generate: unknown option --cont (did you mean --count?) (see pixelflow generate --help)');
+    expectOneLineFailure(await pixelflow(['generate', '--sed=4']), 'pixelflow generate: unknown option --sed (did you mean --seed?) (see pixelflow generate --help)');
+    expectOneLineFailure(await pixelflow(['--verison']), 'pixelflow: unknown option --verison (did you mean --version?) (see pixelflow --help)');
+    // Nothing close: no guess.
+    expectOneLineFailure(await pixelflow(['generate', '--colour', 'red']), 'pixelflow generate: unknown option --colour (see pixelflow generate --help)');
+  });
+
+  it('prints its version and the versions of what decides its numbers for --version', async () => {
+    const cli = JSON.parse(await readFile(join(repoRoot, 'packages/cli/package.json'), 'utf8')) as { version: string };
+    const ort = JSON.parse(await readFile(join(repoRoot, 'node_modules/onnxruntime-node/package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const result = await pixelflow([flag]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(`pixelflow ${cli.version} (onnxruntime-node ${ort.version}, Node ${process.version})\n`);
+    }
+  });
 });
 
 describe('pixelflow convert: arguments', () => {

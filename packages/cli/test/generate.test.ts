@@ -146,6 +146,23 @@ describe.concurrent('pixelflow generate', () => {
     expect(parameters(await readFile(join(dir, 'again-1', 'pixelflow-4294967295-01.png'))).image_seed).toBe(0);
   });
 
+  it('refuses to replace PNGs already in --out unless --force, before loading the model', async () => {
+    const out = join(dir, 'no-clobber');
+    const args = ['--count', '2', '--seed', '11', '--steps', '1'];
+    await generate(out, ...args);
+    const before = await readFile(join(out, 'pixelflow-11-01.png'));
+    await writeFile(join(out, 'pixelflow-11-00.png'), 'a file of the user');
+    const refused = await pixelflow(['generate', '--model', TINY, '--threads', '1', '--out', out, ...args]);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr.trimEnd()).toBe(`pixelflow generate: ${join(out, 'pixelflow-11-00.png')} and 1 more already exist; pass --force to replace them (nothing written)`);
+    expect(await readFile(join(out, 'pixelflow-11-00.png'), 'utf8')).toBe('a file of the user');
+    expect((await readFile(join(out, 'pixelflow-11-01.png'))).equals(before)).toBe(true);
+    await generate(out, ...args, '--force');
+    expect((await readFile(join(out, 'pixelflow-11-00.png'))).subarray(1, 4).toString()).toBe('PNG');
+    expect((await readdir(out)).sort()).toEqual(['pixelflow-11-00.png', 'pixelflow-11-01.png']);
+  });
+
   it('reproduces the same images from the noise it dumped', async () => {
     const dump = join(dir, 'dump');
     const args = ['--count', '2', '--seed', '5', '--steps', '2', '--class', '1'];

@@ -67,13 +67,20 @@ Options:
   --provider P         cpu or cuda (default cpu)
   --threads N          onnxruntime threads per operator (default: one per CPU)
   --out DIR            where the PNGs go, created if missing (default: .);
-                       files are pixelflow-<seed>-<i>.png, replaced if present
+                       files are pixelflow-<seed>-<i>.png
+  --force              replace PNGs of those names already in --out (without
+                       it, the command refuses before loading the model)
   --noise DIR          use the noise in DIR instead of drawing it from the seed:
                        noise_stage0.npy and noise_block_<k>.npy, float32
   --dump DIR           also write the noise used and each stage's final state
                        (stage_<k>.npy) as .npy files into DIR
   --json               print a JSON summary on stdout instead of the file list
   -h, --help           show this help
+
+Examples:
+  pixelflow generate --class "digit 7" --count 4 --seed 1 --out out/
+  pixelflow generate --model models/pixelflow-xl --class 207 --cfg 4 --steps 10
+  pixelflow generate --class 3 --solver dopri5 --json > summary.json
 
 Each PNG holds its parameters as JSON in an iTXt chunk named "parameters".
 Progress goes to stderr. Exit status: 0 done, 2 bad input (nothing written),
@@ -92,6 +99,7 @@ export interface GenerateArgs {
   noise: string | undefined;
   dump: string | undefined;
   json: boolean;
+  force: boolean;
 }
 
 function usage(message: string): UsageError {
@@ -115,6 +123,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
     noise: { type: 'string' },
     dump: { type: 'string' },
     json: { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
   });
   if (parsed === 'help') return 'help';
   const { values, positionals } = parsed;
@@ -149,6 +158,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
     noise: values.noise,
     dump: values.dump,
     json: values.json,
+    force: values.force,
   };
 }
 
@@ -240,6 +250,15 @@ function describeGeneration(g: ResolvedGeneration, seedDrawn: boolean, externalN
   return `class ${g.class_label} ${JSON.stringify(g.class_name)}, ${g.num_images} ${g.num_images === 1 ? 'image' : 'images'}, ${seed}, ${g.solver}${euler}, cfg ${g.cfg_scale}`;
 }
 
+/** Images of these names already in `dir` would be replaced: a usage error unless --force. */
+async function refuseToReplace(dir: string, generation: ResolvedGeneration): Promise<void> {
+  const names = Array.from({ length: generation.num_images }, (_, i) => pngFileName(generation.seed, i));
+  const present = (await Promise.all(names.map(async (name) => ((await stat(join(dir, name)).catch(() => null)) ? name : null)))).filter((name) => name !== null);
+  if (present.length === 0) return;
+  const more = present.length > 1 ? ` and ${present.length - 1} more` : '';
+  throw usage(`${join(dir, present[0] as string)}${more} already exist; pass --force to replace them (nothing written)`);
+}
+
 export async function generateCommand(argv: readonly string[]): Promise<number> {
   const args = parseGenerateArgs(argv);
   if (args === 'help') {
@@ -264,6 +283,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   });
   const noise = args.noise === undefined ? undefined : await readNoise(resolve(args.noise), manifest, generation.num_images);
   const outDir = await checkFolder('--out', args.out, COMMAND);
+  if (!args.force) await refuseToReplace(outDir, generation);
   const dumpDir = args.dump === undefined ? undefined : await checkFolder('--dump', args.dump, COMMAND);
 
   const stderr = process.stderr;
