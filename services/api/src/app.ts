@@ -53,6 +53,8 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
     // Request ids in every log line; a client's X-Request-Id is kept.
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
+    // Probes and scrapes come every few seconds: their request lines go at debug (below).
+    disableRequestLogging: (request) => isProbe(request.url),
   });
   decorateInfrastructure(app, infrastructure);
   const ctx: ApiContext = { config, manifest, metrics: new ApiMetrics(infrastructure.jobs), streams: new Set() };
@@ -70,7 +72,17 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   return app;
 }
 
+/** Health, readiness and metrics requests: polled by load balancers and Prometheus. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+function isProbe(url: string): boolean {
+  return PROBE_PATHS.has(url.split('?')[0] as string);
+}
+
 function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
+  app.addHook('onResponse', async (request, reply) => {
+    if (isProbe(request.url)) request.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'probe answered');
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends

@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { loadModelDir } from '@pixelflow/formats';
 import type { WorkerHeartbeat } from '@pixelflow/queue';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildFakeApp, TINY_MODEL_DIR, type FakeInfrastructure } from './support/fake-infrastructure.ts';
+import { buildApp } from '../src/app.ts';
+import { loadApiConfig } from '../src/config.ts';
+import { buildFakeApp, fakeInfrastructure, TINY_MODEL_DIR, type FakeInfrastructure } from './support/fake-infrastructure.ts';
 
 // Liveness and readiness over in-memory infrastructure, through inject().
 
@@ -67,5 +69,33 @@ describe('GET /readyz', () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.json<{ detail: string }>().detail).toMatch(/^Redis is unreachable/);
+  });
+});
+
+describe('request logs', () => {
+  /** The app with its log lines collected, at `level`. */
+  async function logged(level: string): Promise<{ lines: { level: number; msg: string; req?: { url: string } }[] }> {
+    const lines: { level: number; msg: string; req?: { url: string } }[] = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) };
+    app = await buildApp(loadApiConfig({ MODEL_DIR: TINY_MODEL_DIR, LOG_LEVEL: level }), { infrastructure: fakeInfrastructure(), logger: { level, stream } });
+    for (const url of ['/healthz', '/readyz', '/metrics', '/metrics?x=1', '/models']) await app.inject({ method: 'GET', url });
+    return { lines };
+  }
+  const DEBUG = 20;
+  const INFO = 30;
+
+  it('leave probes and scrapes out at info, and keep every other request', async () => {
+    const { lines } = await logged('info');
+    expect(lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url)).toEqual(['/models']);
+    expect(lines.some((l) => l.msg === 'probe answered')).toBe(false);
+    expect(lines.every((l) => l.level >= INFO)).toBe(true);
+  });
+
+  it('show probes and scrapes at debug, one line each', async () => {
+    const { lines } = await logged('debug');
+    const probes = lines.filter((l) => l.msg === 'probe answered');
+    expect(probes).toHaveLength(4);
+    expect(probes.every((l) => l.level === DEBUG)).toBe(true);
+    expect(lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url)).toEqual(['/models']);
   });
 });
