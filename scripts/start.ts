@@ -8,6 +8,7 @@ import { buildWeb } from '@pixelflow/web/build';
 import { loadApiConfig, type ApiConfig } from '../services/api/src/config.ts';
 import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
 import { bundle, ensureFresh, REPO, serviceNodeArgs } from './compiled.mjs';
+import { readableLogs, wantsReadableLogs } from './service-logs.ts';
 
 // `pnpm start`: the whole service on one machine with the embedded default
 // model: finds Redis (or starts a private redis-server when none answers and
@@ -101,7 +102,10 @@ async function ensureServicesBuilt(): Promise<void> {
 }
 
 function startService(name: 'api' | 'worker'): void {
-  const child = spawn(process.execPath, serviceNodeArgs(name), { cwd: REPO, env, stdio: 'inherit' });
+  const readable = wantsReadableLogs();
+  const child = spawn(process.execPath, serviceNodeArgs(name), { cwd: REPO, env, stdio: ['inherit', readable ? 'pipe' : 'inherit', 'inherit'] });
+  // One readable stream per service: lines of two services must not mix mid-line.
+  if (readable) child.stdout?.pipe(readableLogs(1));
   children.push(child);
   child.once('exit', (code, signal) => {
     if (stopping) return;
