@@ -25,6 +25,8 @@ export interface NewJob {
   model: string;
   parameters: ResolvedGeneration;
   createdAt: Date;
+  /** The HTTP request that created it (X-Request-Id), so that one id follows a job from HTTP to pixels. */
+  requestId?: string;
 }
 
 export interface JobRecord {
@@ -43,6 +45,8 @@ export interface JobRecord {
   images: JobImage[] | null;
   error: JobError | null;
   cancelRequested: boolean;
+  /** The id of the HTTP request that created it; null for jobs created otherwise. */
+  requestId: string | null;
 }
 
 const PREVIEW_FIELD = 'preview:';
@@ -148,6 +152,7 @@ function recordFrom(id: string, fields: Record<string, string>): JobRecord | nul
     images: json(z.array(JobImage), fields['images']),
     error: json(JobError, fields['error']),
     cancelRequested: fields['cancel_requested'] === '1',
+    requestId: fields['request_id'] ?? null,
   };
 }
 
@@ -168,6 +173,7 @@ export class JobRecords {
       parameters: JSON.stringify(job.parameters),
       attempt: 0,
       created_at: job.createdAt.toISOString(),
+      ...(job.requestId !== undefined && { request_id: job.requestId }),
     });
   }
 

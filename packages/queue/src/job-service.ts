@@ -13,6 +13,8 @@ import type { WorkerHeartbeat } from './workers.ts';
 export interface JobRequest {
   model: string;
   parameters: ResolvedGeneration;
+  /** The HTTP request's id (X-Request-Id), kept on the record and in the worker's log lines. */
+  requestId?: string;
 }
 
 /** The answer to submit(): queued (with its place, 1 = next), or refused because the queue is full. */

@@ -74,7 +74,7 @@ export class RedisJobService implements JobService {
 
   /** Record, 'queued' event, delivery; a job that could not be queued leaves nothing behind. */
   private async enqueue(id: string, request: JobRequest, position: number): Promise<void> {
-    await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now() });
+    await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }) });
     try {
       // The queued event goes first: once queued, a worker may report `started` at once.
       await this.jobEvents.append(id, 'queued', { position });

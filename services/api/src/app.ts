@@ -8,6 +8,7 @@ import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';
+import { ProbesAtDebug } from './request-logs.ts';
 import { decorateInfrastructure, type ApiInfrastructure } from './infrastructure.ts';
 import { ApiMetrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -50,11 +51,11 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   const app = Fastify({
     logger: logger ?? { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT_BYTES,
-    // Request ids in every log line; a client's X-Request-Id is kept.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
-    // Probes and scrapes come every few seconds: their request lines go at debug (below).
-    disableRequestLogging: (request) => isProbe(request.url),
+    // Request ids in every log line, echoed in X-Request-Id and kept on the jobs a request creates;
+    // a client's own X-Request-Id is used when it is a plausible id, not any text it sends.
+    requestIdHeader: false,
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
+    logController: new ProbesAtDebug(),
   });
   decorateInfrastructure(app, infrastructure);
   const ctx: ApiContext = { config, manifest, metrics: new ApiMetrics(infrastructure.jobs), streams: new Set() };
@@ -72,16 +73,16 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   return app;
 }
 
-/** Health, readiness and metrics requests: polled by load balancers and Prometheus. */
-const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** What a client may choose as its request id: up to 128 of letters, digits and . _ : - (UUIDs, trace ids). */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-function isProbe(url: string): boolean {
-  return PROBE_PATHS.has(url.split('?')[0] as string);
+function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && CLIENT_REQUEST_ID.test(header) ? header : crypto.randomUUID();
 }
 
 function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
-  app.addHook('onResponse', async (request, reply) => {
-    if (isProbe(request.url)) request.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'probe answered');
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

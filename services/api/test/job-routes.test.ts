@@ -176,6 +176,27 @@ describe('job images', () => {
   });
 });
 
+describe('request ids', () => {
+  it('are echoed in X-Request-Id and kept on the job a request creates; the client one is used when it is a plausible id', async () => {
+    await start();
+    const own = await app.inject({ method: 'POST', url: '/jobs', payload: { class: 3 }, headers: { 'x-request-id': 'trace-7f3a.01' } });
+    expect(own.statusCode).toBe(202);
+    expect(own.headers['x-request-id']).toBe('trace-7f3a.01');
+    expect(infrastructure.jobs.recordOf(own.json<{ id: string }>().id).requestId).toBe('trace-7f3a.01');
+
+    for (const bad of ['has spaces', 'x'.repeat(129), 'semi;colon']) {
+      const response = await app.inject({ method: 'POST', url: '/jobs', payload: { class: 3 }, headers: { 'x-request-id': bad } });
+      const id = response.headers['x-request-id'] as string;
+      expect(id, bad).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(infrastructure.jobs.recordOf(response.json<{ id: string }>().id).requestId).toBe(id);
+    }
+    // Every answer carries one, errors included.
+    const missing = await app.inject({ method: 'GET', url: '/jobs/j000000000000000000000fff' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
 describe('path and query parameters', () => {
   it('are validation problems in our words, and an index has one spelling: plain decimal in range', async () => {
     await start();

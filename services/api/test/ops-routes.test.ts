@@ -87,15 +87,20 @@ describe('request logs', () => {
   it('leave probes and scrapes out at info, and keep every other request', async () => {
     const { lines } = await logged('info');
     expect(lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url)).toEqual(['/models']);
-    expect(lines.some((l) => l.msg === 'probe answered')).toBe(false);
+    expect(lines.filter((l) => l.msg === 'request completed')).toHaveLength(1);
     expect(lines.every((l) => l.level >= INFO)).toBe(true);
   });
 
-  it('show probes and scrapes at debug, one line each', async () => {
+  it('show probes and scrapes at debug', async () => {
     const { lines } = await logged('debug');
-    const probes = lines.filter((l) => l.msg === 'probe answered');
-    expect(probes).toHaveLength(4);
-    expect(probes.every((l) => l.level === DEBUG)).toBe(true);
-    expect(lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url)).toEqual(['/models']);
+    const incoming = lines.filter((l) => l.msg === 'incoming request');
+    expect(incoming.map((l) => [l.req?.url, l.level])).toEqual([
+      ['/healthz', DEBUG],
+      ['/readyz', DEBUG],
+      ['/metrics', DEBUG],
+      ['/metrics?x=1', DEBUG],
+      ['/models', INFO],
+    ]);
+    expect(lines.filter((l) => l.msg === 'request completed').map((l) => l.level)).toEqual([DEBUG, DEBUG, DEBUG, DEBUG, INFO]);
   });
 });

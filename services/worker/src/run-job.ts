@@ -45,15 +45,17 @@ export interface JobRunnerDeps {
  * ABORT_SHUTDOWN or ABORT_LOCK_LOST (the job is let go, for the queue to give to a worker again).
  * Resolves with the outcome; rejects only when the job could not even be taken.
  */
-export async function runJob(deps: JobRunnerDeps, id: string, signal: AbortSignal): Promise<JobOutcome> {
-  const { records, log } = deps;
+export async function runJob(runner: JobRunnerDeps, id: string, signal: AbortSignal): Promise<JobOutcome> {
   const startedAt = new Date();
-  const record = await records.start(id, startedAt);
+  const record = await runner.records.start(id, startedAt);
   if (record?.status !== 'running') {
     const status = record?.status ?? null;
-    log.info({ status }, status === null ? 'job record is gone; skipping' : `job is ${status}; skipping`);
+    runner.log.info({ status }, status === null ? 'job record is gone; skipping' : `job is ${status}; skipping`);
     return { kind: 'skipped', status };
   }
+  // The id of the HTTP request that created the job, on every line about it from here on.
+  const deps = record.requestId === null ? runner : { ...runner, log: runner.log.child({ request_id: record.requestId }) };
+  const { log } = deps;
   const progress = { imageSteps: 0 };
   try {
     const ending = await computeJob(deps, record, signal, startedAt, progress);

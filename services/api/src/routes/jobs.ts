@@ -61,7 +61,7 @@ export function jobRoutes(ctx: ApiContext) {
           ctx.metrics.jobsRejected.inc({ reason: 'validation' });
           return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
-        const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters }, ctx.config.QUEUE_CAP);
+        const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
         if (!submission.accepted) {
           ctx.metrics.jobsRejected.inc({ reason: 'queue_full' });
           const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})`;

@@ -106,6 +106,11 @@ export class InMemoryJobService implements JobService {
     return this.workers;
   }
 
+  /** The record as the store keeps it (what a worker reads). */
+  recordOf(id: string): JobRecord {
+    return this.get(id);
+  }
+
   /** A worker takes the job (as BullMQ and JobRecords.start would). */
   start(id: string): void {
     const record = this.get(id);
@@ -170,5 +175,6 @@ function newRecord(id: string, request: JobRequest): JobRecord {
     images: null,
     error: null,
     cancelRequested: false,
+    requestId: request.requestId ?? null,
   };
 }
