@@ -190,10 +190,15 @@ describe('request ids', () => {
       expect(id, bad).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       expect(infrastructure.jobs.recordOf(response.json<{ id: string }>().id).requestId).toBe(id);
     }
-    // Every answer carries one, errors included.
+    // Every answer carries one, errors and event streams included.
     const missing = await app.inject({ method: 'GET', url: '/jobs/j000000000000000000000fff' });
     expect(missing.statusCode).toBe(404);
     expect(missing.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const jobId = own.json<{ id: string }>().id;
+    await app.inject({ method: 'DELETE', url: `/jobs/${jobId}` }); // a finished job's stream replays and ends
+    const stream = await app.inject({ method: 'GET', url: `/jobs/${jobId}/events`, headers: { 'x-request-id': 'stream-1' } });
+    expect(stream.headers['content-type']).toContain('text/event-stream');
+    expect(stream.headers['x-request-id']).toBe('stream-1');
   });
 });
 

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { isEventId, type StoredEvent } from '@pixelflow/queue';
@@ -55,9 +56,13 @@ export function eventRoutes(ctx: ApiContext) {
           return sendProblem(reply, jobNotFound(id, `/jobs/${id}/events`));
         }
 
+        // Hijacked, the reply no longer sends what hooks set on it (X-Request-Id, and any header a
+        // hook adds later): the stream's head takes those along explicitly.
+        const hookHeaders = reply.getHeaders() as OutgoingHttpHeaders;
         reply.hijack();
         const raw = reply.raw;
         raw.writeHead(200, {
+          ...hookHeaders,
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-cache, no-transform',
           connection: 'keep-alive',
