@@ -8,6 +8,7 @@ import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';
+import { problemKindOf } from './problems.ts';
 import { ProbesAtDebug } from './request-logs.ts';
 import { decorateInfrastructure, type ApiInfrastructure } from './infrastructure.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -81,6 +82,12 @@ function requestIdOf(header: string | string[] | undefined): string {
 }
 
 function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
+  // Every refusal of POST /jobs, whoever answered it (the route, schema validation, the body
+  // parser, the Redis guard), counted by its problem type: validation, body_too_large, ...
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/jobs' || reply.statusCode < 400) return;
+    ctx.metrics.jobsRejected.inc({ reason: (problemKindOf(reply) ?? `http_${reply.statusCode}`).replaceAll('-', '_') });
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

@@ -21,7 +21,7 @@ export class ApiMetrics {
   });
   readonly jobsRejected = new Counter({
     name: 'pixelflow_jobs_rejected_total',
-    help: 'POST /jobs answered with an error, by reason',
+    help: 'POST /jobs answered with an error, by reason (its problem type: validation, unsupported_media_type, body_too_large, queue_full, service_unavailable, ...)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

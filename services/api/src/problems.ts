@@ -34,7 +34,15 @@ export function jobNotFound(id: string, instance = `/jobs/${id}`): Problem {
   return problem('not-found', `no job ${JSON.stringify(id)} (finished jobs are deleted after their retention period)`, { instance });
 }
 
+/** The kind of problem a reply answered with, for metrics; null for a reply that is not a problem. */
+const answeredKinds = new WeakMap<FastifyReply, string>();
+
+export function problemKindOf(reply: FastifyReply): string | null {
+  return answeredKinds.get(reply) ?? null;
+}
+
 export function sendProblem(reply: FastifyReply, body: Problem, headers: Record<string, string> = {}): FastifyReply {
+  answeredKinds.set(reply, body.type.replace(/^\/problems\//, ''));
   return reply.code(body.status).headers(headers).type('application/problem+json').send(body);
 }
 

@@ -49,6 +49,22 @@ describe('POST /jobs', () => {
     expect(await infrastructure.jobs.depth()).toEqual({ waiting: 0, active: 0 });
   });
 
+  it('counts every refusal by its problem type, whoever answered it', async () => {
+    await start({ BODY_LIMIT_BYTES: '1024' });
+    await post({ class: 3, num_images: 0 }); // schema validation
+    await post({ class: 'no such class' }); // the model's own rule
+    await app.inject({ method: 'POST', url: '/jobs', payload: '{"class": 3', headers: { 'content-type': 'application/json' } }); // not JSON
+    await app.inject({ method: 'POST', url: '/jobs', payload: 'class=3', headers: { 'content-type': 'text/plain' } });
+    await app.inject({ method: 'POST', url: '/jobs', payload: { class: 3, pad: 'x'.repeat(2000) } });
+    infrastructure.jobs.reachable = false;
+    await post({ class: 3 });
+    expect(await metric('pixelflow_jobs_rejected_total{reason="validation"}')).toBe(3);
+    expect(await metric('pixelflow_jobs_rejected_total{reason="unsupported_media_type"}')).toBe(1);
+    expect(await metric('pixelflow_jobs_rejected_total{reason="body_too_large"}')).toBe(1);
+    expect(await metric('pixelflow_jobs_rejected_total{reason="service_unavailable"}')).toBe(1);
+    expect(await metric('pixelflow_jobs_created_total')).toBe(0);
+  });
+
   it('answers 202 with a Location and the queued job, defaults filled in', async () => {
     await start();
     const response = await post({ class: 'class 3', num_images: 2, seed: 42, steps: 2 });

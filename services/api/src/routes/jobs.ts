@@ -58,12 +58,10 @@ export function jobRoutes(ctx: ApiContext) {
           parameters = resolveGeneration(request.body, ctx.manifest, () => randomInt(0, MAX_SEED + 1));
         } catch (error) {
           if (!(error instanceof GenerationError)) throw error;
-          ctx.metrics.jobsRejected.inc({ reason: 'validation' });
           return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
         const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
         if (!submission.accepted) {
-          ctx.metrics.jobsRejected.inc({ reason: 'queue_full' });
           const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})`;
           return sendProblem(reply, problem('queue-full', detail, { instance: '/jobs' }), { 'retry-after': String(submission.retryAfterSeconds) });
         }
