@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobRecords } from '@pixelflow/queue';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.ts';
-import { errorLine, type JobEnding } from './job-outcome.ts';
+import { errorLine, type EndingTimes, type JobEnding } from './job-outcome.ts';
 
 // The one place where this worker ends a job: the record's final status and
 // event (one Lua script, so a job ends once whoever tries first), and the
@@ -20,10 +20,10 @@ const RETRY_MAX_MS = 5000;
 export interface JobEnder {
   /**
    * Ends job `id` as `ending` unless it already ended, trying again while the write fails; rejects
-   * with the last error once `until` aborts (at once if it already has). `startedAt` is when this
-   * worker started it (for pixelflow_job_run_seconds), absent for a job that failed before it could be run.
+   * with the last error once `until` aborts (at once if it already has). `times` say when it was
+   * created and when this worker started it (pixelflow_job_latency_seconds, _run_seconds), what is known.
    */
-  end(id: string, ending: JobEnding, until: AbortSignal, startedAt?: Date): Promise<void>;
+  end(id: string, ending: JobEnding, until: AbortSignal, times?: EndingTimes): Promise<void>;
 }
 
 /**
@@ -33,19 +33,19 @@ export interface JobEnder {
  */
 export class EndingNotWritten extends Error {
   readonly ending: JobEnding;
-  readonly startedAt: Date | undefined;
+  readonly times: EndingTimes;
 
-  constructor(ending: JobEnding, startedAt: Date | undefined, cause: unknown) {
+  constructor(ending: JobEnding, times: EndingTimes, cause: unknown) {
     super(`could not record that the job ${ending.status}: ${errorLine(cause)}`, { cause });
     this.name = 'EndingNotWritten';
     this.ending = ending;
-    this.startedAt = startedAt;
+    this.times = times;
   }
 }
 
 export function jobEnder(records: JobRecords, metrics: WorkerMetrics, retentionSeconds: number, log: Logger): JobEnder {
   return {
-    async end(id, ending, until, startedAt) {
+    async end(id, ending, until, times = {}) {
       // The time it ended, however long writing that takes.
       const now = new Date();
       const final = await retrying(() => records.finish(id, ending, now, retentionSeconds), until, (error, waitMs) =>
@@ -56,7 +56,10 @@ export function jobEnder(records: JobRecords, metrics: WorkerMetrics, retentionS
         return;
       }
       metrics.jobsFinished.inc({ status: ending.status });
-      if (startedAt) metrics.jobRun.observe((now.getTime() - startedAt.getTime()) / 1000);
+      if (ending.status === 'succeeded') metrics.imagesGenerated.inc(ending.images.length);
+      if (ending.status === 'failed') metrics.jobFailures.inc({ type: ending.error.type });
+      if (times.startedAt) metrics.jobRun.observe((now.getTime() - times.startedAt.getTime()) / 1000);
+      if (times.createdAt) metrics.jobLatency.observe({ status: ending.status }, Math.max(0, now.getTime() - times.createdAt.getTime()) / 1000);
     },
   };
 }

@@ -19,9 +19,15 @@ export type JobOutcome =
   /** The record is gone or already ended (canceled while queued, say): nothing ran. */
   | { kind: 'skipped'; status: JobStatus | null }
   /** The job ran (or was canceled before its first step) and ends so. */
-  | { kind: 'ended'; ending: JobEnding; /** When this worker started it; absent when it could not. */ startedAt?: Date }
+  | { kind: 'ended'; ending: JobEnding; times?: EndingTimes }
   /** The job stopped part-way and is not this worker's to end. */
   | { kind: 'let-go'; reason: typeof ABORT_SHUTDOWN | typeof ABORT_LOCK_LOST };
+
+/** When a job was created and when this worker started it, for the ending's metrics; absent when unknown. */
+export interface EndingTimes {
+  createdAt?: Date;
+  startedAt?: Date;
+}
 
 /** First line of an error's message: what records, events and logs keep. */
 export function errorLine(error: unknown): string {

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { QUEUE_NAME, type Keys, type QueuedJobData } from '@pixelflow/queue';
 import type { Logger } from 'pino';
 import { EndingNotWritten, type JobEnder } from './job-ending.ts';
-import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type JobEnding, type JobOutcome } from './job-outcome.ts';
+import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type EndingTimes, type JobEnding, type JobOutcome } from './job-outcome.ts';
 import type { ThroughputMeter } from './throughput-meter.ts';
 
 // Takes jobs from BullMQ, up to `concurrency` at once, runs each, and acts on
@@ -60,7 +60,7 @@ export class JobProcessor {
       if (!job) return;
       const unwritten = error instanceof EndingNotWritten ? error : null;
       const ending: JobEnding = unwritten?.ending ?? { status: 'failed', error: { type: 'worker_error', message: errorLine(error) } };
-      ender.end(job.data.id, ending, this.shutdown.signal, unwritten?.startedAt).catch((endError: unknown) =>
+      ender.end(job.data.id, ending, this.shutdown.signal, unwritten?.times ?? {}).catch((endError: unknown) =>
         log.error({ err: endError, job_id: job.data.id, status: ending.status }, 'could not record the ending of a job BullMQ failed'),
       );
     });
@@ -138,7 +138,7 @@ export class JobProcessor {
         return;
       case 'ended': {
         // Ended here, the job completes in BullMQ.
-        await this.end(job, token, outcome.ending, outcome.startedAt, log);
+        await this.end(job, token, outcome.ending, outcome.times ?? {}, log);
         const rate = this.options.throughput.take();
         if (rate !== null) await this.options.onThroughput(rate).catch((error: unknown) => log.warn({ err: error }, 'recording throughput failed'));
         return;
@@ -160,14 +160,14 @@ export class JobProcessor {
    * BullMQ's stalled check returns it there. Either way EndingNotWritten carries the ending, should
    * BullMQ fail the job after all (then 'failed' above writes the ending).
    */
-  private async end(job: Job<QueuedJobData>, token: string | undefined, ending: JobEnding, startedAt: Date | undefined, log: Logger): Promise<void> {
+  private async end(job: Job<QueuedJobData>, token: string | undefined, ending: JobEnding, times: EndingTimes, log: Logger): Promise<void> {
     const jobId = job.data.id;
     const lockLost = new AbortController();
     this.ending.set(jobId, lockLost);
     try {
-      await this.options.ender.end(jobId, ending, AbortSignal.any([lockLost.signal, this.shutdown.signal]), startedAt);
+      await this.options.ender.end(jobId, ending, AbortSignal.any([lockLost.signal, this.shutdown.signal]), times);
     } catch (error) {
-      const unwritten = new EndingNotWritten(ending, startedAt, error);
+      const unwritten = new EndingNotWritten(ending, times, error);
       log.error({ err: error, status: ending.status, lock_lost: lockLost.signal.aborted }, 'gave up recording how the job ended: it goes back to the queue');
       if (lockLost.signal.aborted) throw unwritten;
       await this.handBack(job, token, unwritten);

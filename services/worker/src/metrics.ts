@@ -16,6 +16,24 @@ export class WorkerMetrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly imagesGenerated = new Counter({
+    name: 'pixelflow_images_generated_total',
+    help: 'Images of the jobs this worker ended succeeded',
+    registers: [this.registry],
+  });
+  readonly jobFailures = new Counter({
+    name: 'pixelflow_job_failures_total',
+    help: 'Jobs this worker ended failed, by error type (sampling_failed, worker_error)',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly jobLatency = new Histogram({
+    name: 'pixelflow_job_latency_seconds',
+    help: 'Time from job creation to its ending, queue wait included (what a client waits), by final status',
+    labelNames: ['status'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
   readonly jobWait = new Histogram({
     name: 'pixelflow_job_wait_seconds',
     help: 'Time from job creation to its start on a worker',

@@ -56,10 +56,11 @@ export async function runJob(runner: JobRunnerDeps, id: string, signal: AbortSig
   // The id of the HTTP request that created the job, on every line about it from here on.
   const deps = record.requestId === null ? runner : { ...runner, log: runner.log.child({ request_id: record.requestId }) };
   const { log } = deps;
+  const times = { createdAt: record.createdAt, startedAt };
   const progress = { imageSteps: 0 };
   try {
     const ending = await computeJob(deps, record, signal, startedAt, progress);
-    return { kind: 'ended', ending, startedAt };
+    return { kind: 'ended', ending, times };
   } catch (error) {
     const reason: unknown = signal.reason;
     if (signal.aborted && (reason === ABORT_SHUTDOWN || reason === ABORT_LOCK_LOST)) {
@@ -68,12 +69,12 @@ export async function runJob(runner: JobRunnerDeps, id: string, signal: AbortSig
     }
     if (signal.aborted) {
       log.info({ image_steps_done: progress.imageSteps }, 'job canceled while running');
-      return { kind: 'ended', ending: { status: 'canceled' }, startedAt };
+      return { kind: 'ended', ending: { status: 'canceled' }, times };
     }
     const sampling = error instanceof SamplingFailure;
     log.error({ err: sampling ? error.cause : error }, sampling ? 'job failed' : 'job failed outside the sampler');
     const ending: JobEnding = { status: 'failed', error: { type: sampling ? 'sampling_failed' : 'worker_error', message: errorLine(sampling ? error.cause : error) } };
-    return { kind: 'ended', ending, startedAt };
+    return { kind: 'ended', ending, times };
   }
 }
 

@@ -134,7 +134,7 @@ describe('the worker', () => {
     expect(final?.data).toMatchObject({ error: { type: 'worker_error', message: 'job stalled more than allowable limit' } });
   });
 
-  it('serves its metrics: ready, finished jobs by status, wait and run times, model calls by resolution', async () => {
+  it('serves its metrics: ready, finished jobs by status, images, failures by type, wait, run and whole latency, model calls by resolution', async () => {
     const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
     expect(text).toMatch(/^pixelflow_worker_ready 1$/m);
     expect(text).toMatch(/^pixelflow_jobs_finished_total\{status="succeeded"\} [1-9]/m);
@@ -142,6 +142,14 @@ describe('the worker', () => {
     for (const name of ['pixelflow_job_wait_seconds_count', 'pixelflow_job_run_seconds_count', 'pixelflow_model_call_seconds_bucket{le="0.001",resolution="4"}', 'pixelflow_sampler_steps_per_second', 'pixelflow_worker_process_cpu_seconds_total']) {
       expect(text).toContain(name);
     }
+    // Images made, failures by type and the whole latency, each counted where the job ended.
+    const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    const succeeded = value('pixelflow_jobs_finished_total{status="succeeded"}');
+    expect(value('pixelflow_images_generated_total')).toBeGreaterThanOrEqual(2); // ok1's two, at least
+    expect(value('pixelflow_job_latency_seconds_count{status="succeeded"}')).toBe(succeeded);
+    expect(value('pixelflow_job_latency_seconds_count{status="canceled"}')).toBe(1);
+    expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBeGreaterThan(0); // stalled1
+    expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBe(value('pixelflow_jobs_finished_total{status="failed"}'));
     expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/other`)).status).toBe(404);
   });
 });
