@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,7 +137,30 @@ describe('GET /jobs/:id/events', () => {
   });
 });
 
+/** `promtool check metrics` (Debian's prometheus package) on a scrape: its exit status and what it said. */
+function promtoolCheck(scrape: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(scrape);
+  });
+}
+
 describe('metrics and the OpenAPI document', () => {
+  it('serve scrapes that promtool accepts, from the API and from the worker', async () => {
+    const worker = service.worker;
+    if (!worker) throw new Error('the service runs a worker');
+    for (const url of [`${service.url}/metrics`, `http://127.0.0.1:${worker.metricsPort}/metrics`]) {
+      const scrape = await (await fetch(url)).text();
+      expect(scrape, url).toContain('nodejs_active_handles{'); // the by-type gauges stay
+      expect(await promtoolCheck(scrape), url).toEqual({ code: 0, output: '' });
+    }
+  });
+
   it('exports pixelflow_ metrics and documents every route', async () => {
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     for (const name of ['pixelflow_http_request_duration_seconds', 'pixelflow_jobs_created_total', 'pixelflow_queue_jobs{state="waiting"}', 'pixelflow_sse_streams']) {

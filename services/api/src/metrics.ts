@@ -1,5 +1,6 @@
 import type { JobService } from '@pixelflow/queue';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '@pixelflow/metrics';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // The API's Prometheus metrics (GET /metrics). Queue depth is read from Redis
 // at scrape time; jobs' outcomes, wait and run times and model-call durations
@@ -32,7 +33,7 @@ export class ApiMetrics {
   });
 
   constructor(jobs: Pick<JobService, 'depth'>) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'pixelflow_api_' });
+    collectProcessMetrics(this.registry, 'pixelflow_api_');
     new Gauge({
       name: 'pixelflow_queue_jobs',
       help: 'Jobs in the queue by state, read from Redis at scrape time',

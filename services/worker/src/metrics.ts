@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { VelocityModel } from '@pixelflow/sampler';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '@pixelflow/metrics';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // The worker's Prometheus metrics, served from its own small HTTP endpoint
 // (the API cannot see inside this process). Names follow Prometheus
@@ -79,7 +80,7 @@ export class WorkerMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'pixelflow_worker_' });
+    collectProcessMetrics(this.registry, 'pixelflow_worker_');
   }
 
   /**

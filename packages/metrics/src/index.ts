@@ -1,0 +1,1 @@
+export { collectProcessMetrics } from './process-metrics.ts';
