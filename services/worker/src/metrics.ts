@@ -54,6 +54,13 @@ export class WorkerMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  readonly onnxruntimeRun = new Histogram({
+    name: 'pixelflow_onnxruntime_run_seconds',
+    help: "onnxruntime's own time in one session run (no thread hop, no waiting), by input resolution and batch (rows, padding included)",
+    labelNames: ['resolution', 'batch'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
   readonly jobsRunning = new Gauge({ name: 'pixelflow_jobs_running', help: 'Jobs this worker is running now', registers: [this.registry] });
   readonly batchImages = new Histogram({
     name: 'pixelflow_model_batch_images',
@@ -85,14 +92,23 @@ export class WorkerMetrics {
 
   /**
    * `model`, with each call's duration observed in pixelflow_model_call_seconds: from the call to
-   * its velocity, so neither the sampler's own work between calls nor progress writes count.
+   * its velocity, so neither the sampler's own work between calls nor progress writes count. A
+   * model that keeps onnxruntime's own time (OnnxModel.stats) also has each call's share of it
+   * observed in pixelflow_onnxruntime_run_seconds, by resolution and batch; the batcher makes one
+   * call at a time, so the difference of the totals around a call is that call's.
    */
-  timeModelCalls(model: VelocityModel, now: () => number = () => performance.now()): VelocityModel {
+  timeModelCalls(model: VelocityModel & { stats?: () => { runMs: number } }, now: () => number = () => performance.now()): VelocityModel {
     return {
       predict: async (x, shape, timestep, classLabels) => {
         const started = now();
+        const runMsBefore = model.stats?.().runMs;
         try {
-          return await model.predict(x, shape, timestep, classLabels);
+          const velocity = await model.predict(x, shape, timestep, classLabels);
+          const runMsAfter = model.stats?.().runMs;
+          if (runMsBefore !== undefined && runMsAfter !== undefined) {
+            this.onnxruntimeRun.observe({ resolution: shape[2], batch: shape[0] }, (runMsAfter - runMsBefore) / 1000);
+          }
+          return velocity;
         } finally {
           this.modelCall.observe({ resolution: shape[2] }, (now() - started) / 1000);
         }

@@ -33,4 +33,23 @@ describe('WorkerMetrics.timeModelCalls', () => {
     const values = (await metrics.modelCall.get()).values;
     expect(values.find((v) => v.metricName === 'pixelflow_model_call_seconds_count')?.value).toBe(1);
   });
+
+  it("observes onnxruntime's own time of each call by resolution and batch, when the model keeps it", async () => {
+    let runMs = 0;
+    const model = {
+      predict: async (x: Float32Array) => {
+        runMs += 7; // onnxruntime's part of this call
+        return x;
+      },
+      stats: () => ({ runMs }),
+    };
+    const metrics = new WorkerMetrics();
+    const timed = metrics.timeModelCalls(model, () => 0);
+    await timed.predict(new Float32Array(2 * 3 * 8 * 8), [2, 3, 8, 8], new Float32Array(2), new BigInt64Array(2));
+    await timed.predict(new Float32Array(4 * 3 * 8 * 8), [4, 3, 8, 8], new Float32Array(4), new BigInt64Array(4));
+    await timed.predict(new Float32Array(4 * 3 * 8 * 8), [4, 3, 8, 8], new Float32Array(4), new BigInt64Array(4));
+    const values = (await metrics.onnxruntimeRun.get()).values;
+    const of = (suffix: string, batch: number) => values.find((v) => v.metricName === `pixelflow_onnxruntime_run_seconds_${suffix}` && v.labels.batch === batch && v.labels.resolution === 8)?.value;
+    expect([of('count', 2), of('sum', 2), of('count', 4), of('sum', 4)]).toEqual([1, 0.007, 2, 0.014]);
+  });
 });

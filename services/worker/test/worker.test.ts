@@ -150,6 +150,12 @@ describe('the worker', () => {
     expect(value('pixelflow_job_latency_seconds_count{status="canceled"}')).toBe(1);
     expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBeGreaterThan(0); // stalled1
     expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBe(value('pixelflow_jobs_finished_total{status="failed"}'));
+    // onnxruntime's own time, within each call's time from start to velocity.
+    const total = (name: string): number => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((sum, match) => sum + Number(match[1]), 0);
+    expect(total('pixelflow_onnxruntime_run_seconds_count')).toBe(total('pixelflow_model_call_seconds_count'));
+    expect(total('pixelflow_onnxruntime_run_seconds_sum')).toBeGreaterThan(0);
+    expect(total('pixelflow_onnxruntime_run_seconds_sum')).toBeLessThanOrEqual(total('pixelflow_model_call_seconds_sum'));
+    expect(text).toMatch(/^pixelflow_onnxruntime_run_seconds_count\{resolution="4",batch="\d+"\} \d+$/m);
     expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/other`)).status).toBe(404);
   });
 });
