@@ -56,7 +56,12 @@ export interface CreateRequest {
   config: SessionWorkerData;
 }
 
-export type ParentMessage = CreateRequest | RunRequest | DisposeRequest;
+/** parent -> a thread started ahead that no load took: end. */
+export interface DiscardRequest {
+  type: 'discard';
+}
+
+export type ParentMessage = CreateRequest | DiscardRequest | RunRequest | DisposeRequest;
 
 /** thread -> parent: the session exists. */
 export interface ReadyMessage {

@@ -11,7 +11,7 @@
 // Protocol. The session is created from `workerData` as soon as the thread starts; a thread started
 // ahead without workerData (session-thread.ts) loads onnxruntime-node and waits for
 //   parent -> worker  {type:'create', config}
-// to create it from. Then:
+// to create it from, or {type:'discard'}, on which it ends. Then:
 //   worker -> parent  {type:'ready', ...} or {type:'load-error', message}
 //   parent -> worker  {type:'run', id, shape, x, timestep, classLabels}   (buffers transferred)
 //   worker -> parent  {type:'result', id, velocity, dims, runMs}          (velocity transferred)
@@ -41,11 +41,16 @@ import ort from 'onnxruntime-node';
 
 if (!parentPort) throw new Error('onnx-session-worker.mjs must be started as a worker thread');
 const port = parentPort;
-/** @returns {Promise<SessionWorkerData>} */
+/**
+ * The session to create, for a thread started ahead; a thread nobody took is told 'discard' and
+ * ends here, in JavaScript, never terminated from outside while it loads onnxruntime's library.
+ * @returns {Promise<SessionWorkerData>}
+ */
 function createRequest() {
   return new Promise((resolve) => {
     port.once('message', (/** @type {ParentMessage} */ message) => {
       if (message.type === 'create') resolve(message.config);
+      else process.exit(0);
     });
   });
 }

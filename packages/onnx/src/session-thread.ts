@@ -30,16 +30,25 @@ export function startSessionThreadEarly(): number {
   return started.worker.threadId;
 }
 
+/** How long a discarded thread may take to finish loading onnxruntime-node and end by itself. */
+const DISCARD_WAIT_MS = 10_000;
+
 /**
- * Ends a thread started ahead that no load took (a command that failed before loading its model),
- * rather than leaving it to the process's exit, which might catch it loading onnxruntime's native
- * library. Resolves true when there was one to end.
+ * Ends a thread started ahead that no load took (a command that failed before loading its model).
+ * The thread is asked to end and ends by itself once onnxruntime-node has loaded: terminated from
+ * outside, or by the process's exit, while it loads that native library, it can take the process
+ * down with it. Resolves true when there was one to end.
  */
 export async function discardSpareSessionThread(): Promise<boolean> {
   const unused = spare;
   spare = null;
   if (unused === null || unused.exited) return false;
-  await unused.worker.terminate();
+  const ended = new Promise<void>((resolve) => unused.worker.once('exit', () => resolve()));
+  unused.worker.ref();
+  unused.worker.postMessage({ type: 'discard' });
+  const timer = setTimeout(() => void unused.worker.terminate(), DISCARD_WAIT_MS);
+  await ended;
+  clearTimeout(timer);
   return true;
 }
 
