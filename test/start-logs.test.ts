@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../packages/queue/test/support/redis-server.ts';
 import { REPO } from '../scripts/compiled.mjs';
 import { readableLogs, wantsReadableLogs } from '../scripts/service-logs.ts';
 
@@ -27,14 +27,6 @@ afterAll(async () => {
   redis.disconnect();
   for (const folder of folders) await rm(folder, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** scripts/start.ts until it says it is ready, then Ctrl-C; everything it printed. */
 async function startOutput(inTerminal: boolean): Promise<string> {

@@ -31,7 +31,12 @@ function isEventName(name: string): name is JobEventName {
  * events (JobRecords.reportProgresses) stay one round trip.
  */
 export function addEvents<N extends JobEventName>(multi: ChainableCommander, keys: Keys, jobId: string, name: N, payloads: readonly JobEventPayload<N>[]): ChainableCommander {
-  return addUnannounced(multi, keys, jobId, name, payloads).publish(keys.eventsChannel, jobId);
+  return announce(addUnannounced(multi, keys, jobId, name, payloads), keys, jobId);
+}
+
+/** Ends a transaction's events of job `jobId` with the one PUBLISH that wakes its followers. */
+export function announce(multi: ChainableCommander, keys: Keys, jobId: string): ChainableCommander {
+  return multi.publish(keys.eventsChannel, jobId);
 }
 
 /** As addEvents without the PUBLISH: for events followed by others in the same transaction, which announces them all. */

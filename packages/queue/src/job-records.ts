@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import {
   JobError,
   type JobEventPayload,
@@ -9,7 +9,7 @@ import {
   StagePreview,
 } from '@pixelflow/schemas';
 import { z } from 'zod';
-import { addEvents, addUnannounced, execReplies } from './job-events.ts';
+import { addEvents, addUnannounced, announce, execReplies } from './job-events.ts';
 import type { Keys } from './keys.ts';
 
 // A job's record: a Redis hash that the API creates and reads and the worker
@@ -221,10 +221,8 @@ export class JobRecords {
    * calls come faster than Redis round trips sends what piled up meanwhile this way.
    */
   async reportProgresses(id: string, reports: readonly JobProgress[]): Promise<void> {
-    const last = reports.at(-1);
-    if (last === undefined) return;
-    const multi = this.redis.multi().hset(this.keys.job(id), 'progress', JSON.stringify(last));
-    execReplies(await addEvents(multi, this.keys, id, 'progress', reports).exec());
+    if (reports.length === 0) return;
+    execReplies(await announce(this.withProgress(this.redis.multi(), id, reports), this.keys, id).exec());
   }
 
   /**
@@ -232,11 +230,15 @@ export class JobRecords {
    * the reports of the calls before the stage ended that were not written yet (as reportProgresses).
    */
   async addPreview(id: string, preview: StagePreview, event: JobEventPayload<'stage'>, progress: readonly JobProgress[] = []): Promise<void> {
-    const multi = this.redis.multi();
-    const last = progress.at(-1);
-    if (last !== undefined) addUnannounced(multi.hset(this.keys.job(id), 'progress', JSON.stringify(last)), this.keys, id, 'progress', progress);
-    multi.hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
+    const multi = this.withProgress(this.redis.multi(), id, progress).hset(this.keys.job(id), `${PREVIEW_FIELD}${preview.stage}`, JSON.stringify(preview));
     execReplies(await addEvents(multi, this.keys, id, 'stage', [event]).exec());
+  }
+
+  /** Adds progress reports to a transaction: the record keeps the last, the stream gets each (unannounced). */
+  private withProgress(multi: ChainableCommander, id: string, reports: readonly JobProgress[]): ChainableCommander {
+    const last = reports.at(-1);
+    if (last === undefined) return multi;
+    return addUnannounced(multi.hset(this.keys.job(id), 'progress', JSON.stringify(last)), this.keys, id, 'progress', reports);
   }
 
   /**

@@ -82,17 +82,16 @@ function requestIdOf(header: string | string[] | undefined): string {
 }
 
 function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
-  // Every refusal of POST /jobs, whoever answered it (the route, schema validation, the body
-  // parser, the Redis guard), counted by its problem type: validation, body_too_large, ...
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.method !== 'POST' || request.routeOptions.url !== '/jobs' || reply.statusCode < 400) return;
-    ctx.metrics.jobsRejected.inc({ reason: (problemKindOf(reply) ?? `http_${reply.statusCode}`).replaceAll('-', '_') });
-  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    // Every refusal of POST /jobs, whoever answered it (the route, schema validation, the body
+    // parser, the Redis guard), counted by its problem type: validation, body_too_large, ...
+    if (route === '/jobs' && request.method === 'POST' && reply.statusCode >= 400) {
+      ctx.metrics.jobsRejected.inc({ reason: (problemKindOf(reply) ?? `http_${reply.statusCode}`).replaceAll('-', '_') });
+    }
     if (route === '/jobs/:id/events' && reply.statusCode === 200) return; // observed when the stream ends
     ctx.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });

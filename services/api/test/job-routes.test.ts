@@ -147,14 +147,22 @@ describe('DELETE /jobs/:id', () => {
 });
 
 describe('job images', () => {
-  it('serves a finished job’s PNG with its hash as ETag, and 304 when the client has it', async () => {
-    await start();
+  /** A job that ran one stage and succeeded with one image, `png` stored as both; its id and the image's hash. */
+  async function finishedJob(png: Buffer): Promise<{ id: string; sha256: string }> {
     const id = await created();
-    const png = Buffer.from('stands in for a PNG: the route serves stored bytes as they are');
     const sha256 = createHash('sha256').update(png).digest('hex');
     infrastructure.jobs.start(id);
+    infrastructure.jobs.endStage(id, 0, 32);
     infrastructure.jobs.succeed(id, [{ url: `/jobs/${id}/images/0`, width: 32, height: 32, sha256 }]);
     await infrastructure.resultStore.put(imageKey(id, 0), png);
+    await infrastructure.resultStore.put(previewKey(id, 0), png);
+    return { id, sha256 };
+  }
+
+  it('serves a finished job’s PNG with its hash as ETag, and 304 when the client has it', async () => {
+    await start();
+    const png = Buffer.from('stands in for a PNG: the route serves stored bytes as they are');
+    const { id, sha256 } = await finishedJob(png);
 
     const image = await app.inject({ method: 'GET', url: `/jobs/${id}/images/0` });
     expect(image.statusCode).toBe(200);
@@ -170,14 +178,7 @@ describe('job images', () => {
 
   it('revalidates by HTTP semantics: weak validators, lists and * match, other tags do not, and no-cache is for caches', async () => {
     await start();
-    const id = await created();
-    const png = Buffer.from('another stand-in');
-    const sha256 = createHash('sha256').update(png).digest('hex');
-    infrastructure.jobs.start(id);
-    infrastructure.jobs.endStage(id, 0, 32);
-    infrastructure.jobs.succeed(id, [{ url: `/jobs/${id}/images/0`, width: 32, height: 32, sha256 }]);
-    await infrastructure.resultStore.put(imageKey(id, 0), png);
-    await infrastructure.resultStore.put(previewKey(id, 0), png);
+    const { id, sha256 } = await finishedJob(Buffer.from('another stand-in'));
     const status = async (url: string, headers: Record<string, string>): Promise<number> => (await app.inject({ method: 'GET', url, headers })).statusCode;
     for (const url of [`/jobs/${id}/images/0`, `/jobs/${id}/previews/0`]) {
       expect(await status(url, { 'if-none-match': `W/"${sha256}"` }), url).toBe(304);
