@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLog, openWorkerHarness, type WorkerHarness } from './support/worker-harness.ts';
 
 // One id follows a job from HTTP to pixels: the API stores the creating request's id on the record
-// (JobRecords.create), and a real worker puts it on every line it logs about the job.
+// (JobRecords.create), and a real worker puts it on the lines it logs while it runs the job.
 
 let h: WorkerHarness;
 
@@ -16,7 +16,7 @@ afterAll(() => h.close());
 const p: ResolvedGeneration = { class_label: 2, class_name: 'class 2', num_images: 1, seed: 3, cfg_scale: 1, noise_shift: 1, steps: [1, 1, 1, 1], solver: 'euler' };
 
 describe('the request id of a job', () => {
-  it('is on the record and on every line the worker logs about the job', async () => {
+  it('is on the record and on the lines the worker logs while it runs the job', async () => {
     const logs = captureLog();
     await h.startWorker({ WARMUP: 'false' }, logs.log);
     await h.records.create({ id: 'rid1', model: 'tiny-random', parameters: p, createdAt: new Date(), requestId: 'trace-7f3a.01' });
