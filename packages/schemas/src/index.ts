@@ -17,6 +17,8 @@ export {
   isFinished,
   Job,
   JOB_EVENT_NAMES,
+  JobEvent,
+  JobEventData,
   JobError,
   JobId,
   JobImage,

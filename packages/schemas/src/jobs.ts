@@ -116,6 +116,29 @@ export type JobEventPayload<N extends JobEventName> = z.infer<(typeof JobEventDa
 /** Events after which a job's stream ends. */
 export const FINAL_EVENTS: readonly JobEventName[] = FINISHED_STATUSES;
 
+function eventOf<N extends JobEventName>(name: N) {
+  return z.object({
+    id: z.string().meta({ description: 'The event id; send it back as Last-Event-ID to resume after it' }),
+    event: z.literal(name),
+    data: JobEventData[name],
+  });
+}
+
+/**
+ * One event of GET /jobs/{id}/events as a client holds it once `data` is parsed: the OpenAPI
+ * document describes the same events on the wire, where `data` is that JSON as text.
+ */
+export const JobEvent = z.discriminatedUnion('event', [
+  eventOf('queued'),
+  eventOf('started'),
+  eventOf('progress'),
+  eventOf('stage'),
+  eventOf('succeeded'),
+  eventOf('failed'),
+  eventOf('canceled'),
+]);
+export type JobEvent = z.infer<typeof JobEvent>;
+
 export const FieldProblem = z.object({
   path: z.string().meta({ description: 'The failing field, e.g. "steps[2]" or "cfg_scale"' }),
   message: z.string(),
@@ -125,7 +148,10 @@ export type FieldProblem = z.infer<typeof FieldProblem>;
 /** RFC 9457 problem details; `type` is stable, `detail` is for people. */
 export const Problem = z
   .object({
-    type: z.string().meta({ description: 'A URI naming the kind of problem, e.g. https://pixelflow.dev/problems/validation' }),
+    type: z.string().meta({
+      format: 'uri-reference',
+      description: 'The kind of problem, a path on this API (e.g. /problems/validation) where GET explains it',
+    }),
     title: z.string(),
     status: z.int().min(400).max(599),
     detail: z.string(),

@@ -1,17 +1,17 @@
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { loadModelDir } from '@pixelflow/formats';
 import type { ModelManifest } from '@pixelflow/schemas';
 import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
+import { registerCors } from './cors.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandlers } from './errors.ts';
 import { problemKindOf } from './problems.ts';
 import { ProbesAtDebug } from './request-logs.ts';
 import { decorateInfrastructure, type ApiInfrastructure } from './infrastructure.ts';
 import { ApiMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi/document.ts';
 import { eventRoutes } from './routes/events.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -66,6 +66,7 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   app.removeContentTypeParser('text/plain');
   registerErrorHandlers(app);
   addLifecycleHooks(app, ctx);
+  await registerCors(app, config.CORS_ORIGINS);
   await registerOpenApi(app, manifest);
   await app.register(jobRoutes(ctx));
   await app.register(eventRoutes(ctx));
@@ -99,26 +100,4 @@ function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
   app.addHook('preClose', async () => {
     for (const close of [...ctx.streams]) close();
   });
-}
-
-async function registerOpenApi(app: FastifyInstance, manifest: ModelManifest): Promise<void> {
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'PixelFlow Serve',
-        version: '1.0.0',
-        description: `Class-to-image generation with PixelFlow (model: ${manifest.name}). POST a job, then poll GET /jobs/{id} or follow GET /jobs/{id}/events. Errors are RFC 9457 problem+json.`,
-      },
-      tags: [
-        { name: 'jobs', description: 'Generation jobs, their progress and their images' },
-        { name: 'models', description: 'The model served' },
-        { name: 'ops', description: 'Health, readiness, metrics' },
-      ],
-    },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

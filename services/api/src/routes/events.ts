@@ -2,9 +2,10 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { isEventId, type StoredEvent } from '@pixelflow/queue';
-import { FINAL_EVENTS, JobId, Problem } from '@pixelflow/schemas';
+import { FINAL_EVENTS, JobId } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
+import { JOB_ROUTE_PROBLEMS, jobEventStream, problems } from '../openapi/responses.ts';
 import { jobNotFound, problem, sendProblem } from '../problems.ts';
 import { guardJobRoutes } from './job-guard.ts';
 
@@ -20,6 +21,7 @@ const RETRY_MS = 2000;
 const EVENT_ID_RULE = 'must be an id from this stream, e.g. 1700000000000-0';
 /** Events per stream read; a full batch is followed by the next read at once. */
 const READ_BATCH = 1000;
+const LastEventId = z.string().max(64, { error: EVENT_ID_RULE }).optional();
 
 function format(event: StoredEvent): string {
   return `id: ${event.id}\nevent: ${event.name}\ndata: ${JSON.stringify(event.data)}\n\n`;
@@ -32,17 +34,17 @@ export function eventRoutes(ctx: ApiContext) {
       '/jobs/:id/events',
       {
         schema: {
+          operationId: 'streamJobEvents',
           summary: 'The job’s progress as Server-Sent Events',
           description:
             'Events: queued {position}, started {attempt, steps_total}, progress {stage, stages, step, steps_total, fraction} after every model call, stage {stage, stages, resolution, url, png_base64 (when at most 16 KiB)} at the end of each stage, then one of succeeded {images}, failed {error}, canceled {reason}, after which the stream ends. Every event has an id; reconnect with Last-Event-ID (or ?last_event_id=) to get only what was missed. Comment lines are heartbeats.',
           tags: ['jobs'],
           params: z.object({ id: JobId }),
-          querystring: z.object({ last_event_id: z.string().max(64, { error: EVENT_ID_RULE }).optional() }),
-          headers: z.object({ 'last-event-id': z.string().max(64, { error: EVENT_ID_RULE }).optional() }).loose(),
+          querystring: z.object({ last_event_id: LastEventId.meta({ description: 'For clients that cannot send the Last-Event-ID header' }) }),
+          headers: z.object({ 'last-event-id': LastEventId.meta({ description: 'Resume after this event: only later events are sent' }) }).loose(),
           response: {
-            200: z.string().meta({ description: 'text/event-stream' }),
-            400: Problem,
-            404: Problem,
+            200: jobEventStream('The job’s events, from the first (or after Last-Event-ID) to the one that ends it'),
+            ...problems('validation', ...JOB_ROUTE_PROBLEMS),
           },
         },
       },

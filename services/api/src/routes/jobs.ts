@@ -1,13 +1,14 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import fresh from 'fresh';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { JobService } from '@pixelflow/queue';
 import { imageKey, previewKey } from '@pixelflow/results';
-import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, Problem, resolveGeneration } from '@pixelflow/schemas';
+import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
+import { matchesIfNoneMatch } from '../conditional-get.ts';
 import type { ApiContext } from '../context.ts';
 import { jobView } from '../job-view.ts';
+import { JOB_ROUTE_PROBLEMS, json, notModified, png, problems } from '../openapi/responses.ts';
 import { jobNotFound as notFound, problem, sendProblem } from '../problems.ts';
 import { guardJobRoutes } from './job-guard.ts';
 
@@ -45,11 +46,15 @@ export function jobRoutes(ctx: ApiContext) {
       '/jobs',
       {
         schema: {
+          operationId: 'createJob',
           summary: 'Create a generation job',
           description: 'Validates the request, fills in the model defaults (and a random seed when none is given) and queues it. Follow it with GET /jobs/{id} or GET /jobs/{id}/events.',
           tags: ['jobs'],
           body: GenerationRequest,
-          response: { 202: Job, 400: Problem, 503: Problem },
+          response: {
+            202: json(Job, 'The job, queued; Location is its URL', ['Location']),
+            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'queue-full', 'service-unavailable'),
+          },
         },
       },
       async (request, reply) => {
@@ -75,7 +80,15 @@ export function jobRoutes(ctx: ApiContext) {
 
     api.get(
       '/jobs/:id',
-      { schema: { summary: 'A job: status, parameters, progress, position, ETA, result', tags: ['jobs'], params: JobParams, response: { 200: Job, 404: Problem } } },
+      {
+        schema: {
+          operationId: 'getJob',
+          summary: 'A job: status, parameters, progress, position, ETA, result',
+          tags: ['jobs'],
+          params: JobParams,
+          response: { 200: json(Job, 'The job'), ...problems(...JOB_ROUTE_PROBLEMS) },
+        },
+      },
       async (request, reply) => {
         const view = await viewOf(app.jobs, request.params.id);
         if (!view) return sendProblem(reply, notFound(request.params.id));
@@ -87,11 +100,16 @@ export function jobRoutes(ctx: ApiContext) {
       '/jobs/:id',
       {
         schema: {
+          operationId: 'cancelJob',
           summary: 'Cancel a job',
           description: 'A queued job is canceled at once (200). A running job stops within one model call (202; follow it until its status is canceled) and keeps the stage previews it reached.',
           tags: ['jobs'],
           params: JobParams,
-          response: { 200: Job, 202: Job, 404: Problem, 409: Problem },
+          response: {
+            200: json(Job, 'The job, canceled (it was queued)'),
+            202: json(Job, 'The job, still running: the worker stops it within one model call'),
+            ...problems(...JOB_ROUTE_PROBLEMS, 'job-finished'),
+          },
         },
       },
       async (request, reply) => {
@@ -116,11 +134,7 @@ export function jobRoutes(ctx: ApiContext) {
         const image = kind === 'images' ? record.images?.[n] : undefined;
         if (!image && !(kind === 'previews' && record.previews.some((p) => p.stage === n))) return missing();
         const cacheable = (etag: string): typeof reply => reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
-        // RFC 9110 If-None-Match (weak comparison, lists, `*`), by the `fresh` of Express and Koa. Only
-        // that header: `fresh` also answers "changed" to any Cache-Control: no-cache, which the fetch
-        // standard adds to every request carrying If-None-Match; that directive is for caches on the
-        // way, while this server is where the validation it asks for happens.
-        const unchanged = (etag: string): boolean => fresh({ 'if-none-match': request.headers['if-none-match'] }, { etag });
+        const unchanged = (etag: string): boolean => matchesIfNoneMatch(request.headers['if-none-match'], etag);
         // An image's hash is in its record: revalidating it needs no read from the disk.
         if (image && unchanged(`"${image.sha256}"`)) return cacheable(`"${image.sha256}"`).code(304).send();
         const png = await app.resultStore.get(image ? imageKey(id, n) : previewKey(id, n));
@@ -134,10 +148,11 @@ export function jobRoutes(ctx: ApiContext) {
       '/jobs/:id/images/:n',
       {
         schema: {
+          operationId: 'getJobImage',
           summary: 'A generated image (PNG with its parameters in an iTXt chunk)',
           tags: ['jobs'],
           params: z.object({ id: JobId, n: IMAGE_INDEX }),
-          response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
+          response: { 200: png('The image'), 304: notModified, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
         },
       },
       servePng('images'),
@@ -147,10 +162,11 @@ export function jobRoutes(ctx: ApiContext) {
       '/jobs/:id/previews/:n',
       {
         schema: {
+          operationId: 'getJobPreview',
           summary: 'The preview PNG of image 0 at the end of stage n (0-based)',
           tags: ['jobs'],
           params: z.object({ id: JobId, n: STAGE_INDEX }),
-          response: { 200: z.any().meta({ description: 'image/png' }), 304: z.null(), 404: Problem },
+          response: { 200: png('The preview'), 304: notModified, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
         },
       },
       servePng('previews'),

@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { JobService, WorkerHeartbeat } from '@pixelflow/queue';
-import { ClassList, ModelList, Problem, Readiness } from '@pixelflow/schemas';
+import { ClassList, ModelList, Readiness } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
+import { json, problems, text } from '../openapi/responses.ts';
 import { problem, PROBLEMS, problemType, sendProblem, type ProblemKind } from '../problems.ts';
 
 // The model, health, readiness, metrics and the problem types' explanations.
+
+const ProblemType = z.object({ type: z.string(), title: z.string(), status: z.int(), description: z.string() });
 
 async function servingWorkers(jobs: JobService, ctx: ApiContext): Promise<WorkerHeartbeat[]> {
   const now = Date.now();
@@ -32,25 +35,34 @@ export function opsRoutes(ctx: ApiContext) {
     };
     const classList = { classes: m.classes.names.map((name, index) => ({ index, name })) };
 
-    api.get('/models', { schema: { summary: 'The model this service runs', tags: ['models'], response: { 200: ModelList, 503: Problem } } }, async () => {
+    api.get('/models', { schema: { operationId: 'listModels', summary: 'The model this service runs', tags: ['models'], response: { 200: json(ModelList, 'The model, with its state'), ...problems('service-unavailable') } } }, async () => {
       const workers = await servingWorkers(app.jobs, ctx);
       const ready = workers.filter((w) => w.state === 'ready');
       const status = ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const);
       return { models: [{ ...model, status, provider: ready[0]?.provider ?? null, workers: ready.length }] };
     });
 
-    api.get('/models/classes', { schema: { summary: 'The classes a job can ask for', tags: ['models'], response: { 200: ClassList } } }, async () => classList);
+    api.get(
+      '/models/classes',
+      { schema: { operationId: 'listModelClasses', summary: 'The classes a job can ask for', tags: ['models'], response: { 200: json(ClassList, 'The classes, by index'), ...problems() } } },
+      async () => classList,
+    );
 
-    api.get('/healthz', { schema: { summary: 'Liveness: the API process answers', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+    api.get(
+      '/healthz',
+      { schema: { operationId: 'getLiveness', summary: 'Liveness: the API process answers', tags: ['ops'], response: { 200: json(z.object({ status: z.literal('ok') }), 'The process is alive'), ...problems() } } },
+      async () => ({ status: 'ok' as const }),
+    );
 
     api.get(
       '/readyz',
       {
         schema: {
+          operationId: 'getReadiness',
           summary: 'Readiness: Redis answers and a worker has the model loaded',
           description: 'Load balancers should send traffic only while this is 200. It is 503 while the worker still loads the model (the moment the original demo answered "Bad Gateway").',
           tags: ['ops'],
-          response: { 200: Readiness, 503: Problem },
+          response: { 200: json(Readiness, 'Ready: Redis answers and a worker has the model loaded'), ...problems('service-unavailable') },
         },
       },
       async (_request, reply) => {
@@ -69,13 +81,27 @@ export function opsRoutes(ctx: ApiContext) {
       },
     );
 
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics of the API (the worker serves its own)', tags: ['ops'] } }, async (_request, reply) => {
+    const metricsSchema = {
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics of the API (the worker serves its own)',
+      tags: ['ops'],
+      response: { 200: text('text/plain', 'The metrics in the Prometheus text exposition format, version 0.0.4'), ...problems() },
+    };
+    app.get('/metrics', { schema: metricsSchema }, async (_request, reply) => {
       return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
     });
 
     api.get(
       '/problems/:kind',
-      { schema: { summary: 'What a problem type means', tags: ['ops'], params: z.object({ kind: z.string() }), response: { 200: z.object({ type: z.string(), title: z.string(), status: z.int(), description: z.string() }), 404: Problem } } },
+      {
+        schema: {
+          operationId: 'getProblemType',
+          summary: 'What a problem type means',
+          tags: ['ops'],
+          params: z.object({ kind: z.string().meta({ description: 'The last segment of a problem’s type, e.g. validation' }) }),
+          response: { 200: json(ProblemType, 'The problem type'), ...problems('not-found') },
+        },
+      },
       async (request, reply) => {
         const kind = request.params.kind as ProblemKind;
         const known = Object.hasOwn(PROBLEMS, kind) ? PROBLEMS[kind] : undefined;
