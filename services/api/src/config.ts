@@ -5,6 +5,24 @@ import { z } from 'zod';
 
 // The API's environment variables (documented in the README's configuration table).
 
+const ORIGINS_RULE = 'must be * or a comma-separated list of origins such as https://app.example.com (scheme, host and port only)';
+
+/** An origin as browsers send it in the Origin header: scheme, host, port; nothing more. */
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
+/** Which web origins may call the API from a browser (CORS): none unless configured. */
+const CorsOrigins = z
+  .string()
+  .transform((text) => text.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
+  .refine((origins) => (origins.length === 1 && origins[0] === '*') || origins.every(isOrigin), { error: ORIGINS_RULE });
+
 export const ApiEnv = CommonEnv.extend({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: intVar(0, 65535, 8080),
@@ -18,6 +36,8 @@ export const ApiEnv = CommonEnv.extend({
   WORKER_STALE_MS: intVar(1000, 600_000, 15_000),
   /** The built web page (`pnpm build:web`), served at `/`. */
   WEB_DIR: z.string().min(1).default(WEB_DIST_DIR),
+  /** Origins whose pages may call the API (`*`: any); unset, browsers allow only the API's own origin. */
+  CORS_ORIGINS: CorsOrigins.default([]),
 });
 
 export type ApiConfig = z.output<typeof ApiEnv>;

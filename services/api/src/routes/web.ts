@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { PAGE_MANIFEST, type PageManifest } from '@pixelflow/web';
 import { z } from 'zod';
+import { matchesIfNoneMatch } from '../conditional-get.ts';
 import type { ApiContext } from '../context.ts';
 import { problem, sendProblem } from '../problems.ts';
 
@@ -41,9 +42,9 @@ async function loadPage(dir: string): Promise<Map<string, StaticFile> | null> {
   return files;
 }
 
-function send(reply: FastifyReply, file: StaticFile, ifNoneMatch: string | undefined, cacheControl: string): FastifyReply {
+function send(reply: FastifyReply, file: StaticFile, ifNoneMatch: string | string[] | undefined, cacheControl: string): FastifyReply {
   reply.header('etag', file.etag).header('cache-control', cacheControl).header('x-content-type-options', 'nosniff');
-  if (ifNoneMatch === file.etag) return reply.code(304).send();
+  if (matchesIfNoneMatch(ifNoneMatch, file.etag)) return reply.code(304).send();
   return reply.type(file.type).send(file.body);
 }
 
