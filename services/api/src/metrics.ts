@@ -1,10 +1,13 @@
-import type { JobService } from '@pixelflow/queue';
+import { answerWithin, type JobService, type QueueDepth } from '@pixelflow/queue';
 import { collectProcessMetrics } from '@pixelflow/metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // The API's Prometheus metrics (GET /metrics). Queue depth is read from Redis
 // at scrape time; jobs' outcomes, wait and run times and model-call durations
-// are the worker's metrics, scraped from the worker (see the README).
+// are the worker's metrics, scraped from the worker (docs/operators/monitoring.md).
+
+/** How long a scrape waits for Redis before it reports Redis down (Prometheus's own scrape timeout is 10 s by default). */
+export const REDIS_SCRAPE_TIMEOUT_MS = 2000;
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -31,19 +34,54 @@ export class ApiMetrics {
     help: 'Open Server-Sent Event streams',
     registers: [this.registry],
   });
+  /** This scrape's read of the queue, shared by the gauges that report it; undefined between scrapes. */
+  private queueRead: Promise<QueueDepth | null> | undefined;
 
-  constructor(jobs: Pick<JobService, 'depth'>) {
+  constructor(jobs: Pick<JobService, 'depth' | 'connected'>) {
     collectProcessMetrics(this.registry, 'pixelflow_api_');
+    // The queue lives in Redis, not in this process: every API replica reads the same lists and
+    // reports the same numbers, so sum() over replicas would count the queue once per replica.
+    // Dashboards and alerts take max() instead (the help says so). Exporting it from one process
+    // kind only would not help, workers scale too; electing one exporter would need coordination
+    // and would lose the metric whenever that process is down, while max() keeps it as long as any
+    // replica is scraped. A replica that cannot read Redis exports no queue series (not a false 0),
+    // so max() over the others is still the queue.
+    const readQueue = (): Promise<QueueDepth | null> => this.readQueue(jobs);
     new Gauge({
       name: 'pixelflow_queue_jobs',
-      help: 'Jobs in the queue by state, read from Redis at scrape time',
+      help: 'Jobs in the queue by state, read from Redis at scrape time; every API replica reports the same queue: aggregate with max(), never sum()',
       labelNames: ['state'] as const,
       registers: [this.registry],
       async collect() {
-        const depth = await jobs.depth();
+        const depth = await readQueue();
+        this.reset();
+        if (!depth) return;
         this.set({ state: 'waiting' }, depth.waiting);
         this.set({ state: 'active' }, depth.active);
       },
     });
+    // Whether this replica reaches Redis, from that same read: without it the scrape itself would
+    // fail while Redis is away, and an outage of Redis would look like an outage of the API.
+    new Gauge({
+      name: 'pixelflow_redis_up',
+      help: `1 when this process read from Redis at scrape time (within ${REDIS_SCRAPE_TIMEOUT_MS} ms), 0 when it could not`,
+      registers: [this.registry],
+      async collect() {
+        this.set((await readQueue()) ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * The queue's depth, or null when Redis is not connected or did not answer in time. prom-client
+   * collects every metric of a scrape at once, so both gauges above get the same single read.
+   */
+  private readQueue(jobs: Pick<JobService, 'depth' | 'connected'>): Promise<QueueDepth | null> {
+    this.queueRead ??= (async () => {
+      // Not connected: no round trip, as requests fail fast then too (it would only wait).
+      if (!jobs.connected()) return null;
+      return answerWithin(jobs.depth(), REDIS_SCRAPE_TIMEOUT_MS).catch(() => null);
+    })().finally(() => (this.queueRead = undefined));
+    return this.queueRead;
   }
 }

@@ -4,9 +4,13 @@ import type { VelocityModel } from '@pixelflow/sampler';
 import { collectProcessMetrics } from '@pixelflow/metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** How long a scrape waits for Redis's answer to PING before it reports Redis down. */
+export const REDIS_SCRAPE_TIMEOUT_MS = 2000;
+
 // The worker's Prometheus metrics, served from its own small HTTP endpoint
 // (the API cannot see inside this process). Names follow Prometheus
 // conventions with the pixelflow_ prefix; the API exports the queue-side ones.
+// Which to aggregate how across workers: docs/operators/monitoring.md.
 
 export class WorkerMetrics {
   readonly registry = new Registry();
@@ -62,6 +66,14 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   readonly jobsRunning = new Gauge({ name: 'pixelflow_jobs_running', help: 'Jobs this worker is running now', registers: [this.registry] });
+  // One series per worker process, 0 or 1, whatever MAX_CONCURRENT_JOBS is: sum() over workers is
+  // how many are busy, beside sum(pixelflow_worker_ready), how many could be. (sum() of
+  // pixelflow_jobs_running counts jobs, which a worker running 8 at once would inflate.)
+  readonly busy = new Gauge({
+    name: 'pixelflow_worker_busy',
+    help: '1 while this worker runs at least one job, 0 when it is idle',
+    registers: [this.registry],
+  });
   readonly batchImages = new Histogram({
     name: 'pixelflow_model_batch_images',
     help: 'Images (rows, both CFG halves counted) in one onnxruntime call, jobs merged, padding not counted, by input resolution',
@@ -86,8 +98,36 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  /** How this process reaches Redis, once it has a connection (watchRedis); until then it reports 0. */
+  private pingRedis: (() => Promise<void>) | undefined;
+
   constructor() {
     collectProcessMetrics(this.registry, 'pixelflow_worker_');
+    // The same name and meaning as the API's: an alert on pixelflow_redis_up == 0 names whichever
+    // process lost Redis, a worker cut off alone included (it can take and end no job then).
+    const ping = (): Promise<void> => this.pingRedis?.() ?? Promise.reject(new Error('no Redis connection yet'));
+    new Gauge({
+      name: 'pixelflow_redis_up',
+      help: `1 when this process got an answer from Redis at scrape time (within ${REDIS_SCRAPE_TIMEOUT_MS} ms), 0 when it did not`,
+      registers: [this.registry],
+      async collect() {
+        this.set(await ping().then(
+          () => 1,
+          () => 0,
+        ));
+      },
+    });
+  }
+
+  /** Reports pixelflow_redis_up from `ping` (a PING that rejects after REDIS_SCRAPE_TIMEOUT_MS) at each scrape. */
+  watchRedis(ping: (timeoutMs: number) => Promise<void>): void {
+    this.pingRedis = () => ping(REDIS_SCRAPE_TIMEOUT_MS);
+  }
+
+  /** The number of jobs running now, and so whether this worker is busy. */
+  running(count: number): void {
+    this.jobsRunning.set(count);
+    this.busy.set(count > 0 ? 1 : 0);
   }
 
   /**

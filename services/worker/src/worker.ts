@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
+import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, pingRedis, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
 import { loadModelDir, PngEncoderPool } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
@@ -74,6 +74,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
   try {
     const redis = openRedis(config, 'worker', `pixelflow-worker-${id}`, log, closers);
     const subscriber = openRedis(config, 'subscriber', `pixelflow-worker-${id}-cancel`, log, closers);
+    metrics.watchRedis((timeoutMs) => pingRedis(redis, timeoutMs));
     const served = await metrics.serve(config.WORKER_METRICS_HOST, config.WORKER_METRICS_PORT);
     closers.add('metrics server', () => new Promise<void>((resolve) => served.server.close(() => resolve())));
     metricsPort = served.port;
@@ -105,7 +106,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
       run: (jobId, signal, jobLog) => runJob({ ...deps, log: jobLog }, jobId, signal),
       ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
       throughput,
-      onRunning: (count) => metrics.jobsRunning.set(count),
+      onRunning: (count) => metrics.running(count),
       onThroughput: (seconds) => throughputRecord.record({ secondsPerImageStep: seconds, concurrency: config.MAX_CONCURRENT_JOBS }),
       log,
     });

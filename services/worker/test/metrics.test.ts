@@ -1,6 +1,6 @@
 import type { VelocityModel } from '@pixelflow/sampler';
 import { describe, expect, it } from 'vitest';
-import { WorkerMetrics } from '../src/metrics.ts';
+import { REDIS_SCRAPE_TIMEOUT_MS, WorkerMetrics } from '../src/metrics.ts';
 
 describe('WorkerMetrics.timeModelCalls', () => {
   it('observes each call from its start to its velocity, by input resolution, and nothing between calls', async () => {
@@ -51,5 +51,49 @@ describe('WorkerMetrics.timeModelCalls', () => {
     const values = (await metrics.onnxruntimeRun.get()).values;
     const of = (suffix: string, batch: number) => values.find((v) => v.metricName === `pixelflow_onnxruntime_run_seconds_${suffix}` && v.labels.batch === batch && v.labels.resolution === 8)?.value;
     expect([of('count', 2), of('sum', 2), of('count', 4), of('sum', 4)]).toEqual([1, 0.007, 2, 0.014]);
+  });
+});
+
+/** The one sample of a label-less gauge, as a scrape would show it. */
+async function valueOf(metrics: WorkerMetrics, name: string): Promise<number | undefined> {
+  const metric = metrics.registry.getSingleMetric(name);
+  return (await metric?.get())?.values[0]?.value;
+}
+
+describe('WorkerMetrics.running', () => {
+  it('keeps pixelflow_worker_busy at 1 while any job runs, however many, and 0 when none does', async () => {
+    const metrics = new WorkerMetrics();
+    const seen: [number | undefined, number | undefined][] = [[await valueOf(metrics, 'pixelflow_jobs_running'), await valueOf(metrics, 'pixelflow_worker_busy')]];
+    for (const count of [1, 3, 8, 2, 0]) {
+      metrics.running(count);
+      seen.push([await valueOf(metrics, 'pixelflow_jobs_running'), await valueOf(metrics, 'pixelflow_worker_busy')]);
+    }
+    expect(seen).toEqual([
+      [0, 0],
+      [1, 1],
+      [3, 1],
+      [8, 1],
+      [2, 1],
+      [0, 0],
+    ]);
+  });
+});
+
+describe('pixelflow_redis_up on the worker', () => {
+  it('is 0 before the worker has a connection, then follows each PING at scrape time, with its timeout passed on', async () => {
+    const metrics = new WorkerMetrics();
+    expect(await valueOf(metrics, 'pixelflow_redis_up')).toBe(0);
+    const timeouts: number[] = [];
+    let answers = true;
+    metrics.watchRedis(async (timeoutMs) => {
+      timeouts.push(timeoutMs);
+      if (!answers) throw new Error(`no answer from Redis within ${timeoutMs} ms`);
+    });
+    expect(await valueOf(metrics, 'pixelflow_redis_up')).toBe(1);
+    answers = false;
+    expect(await valueOf(metrics, 'pixelflow_redis_up')).toBe(0);
+    answers = true;
+    expect(await valueOf(metrics, 'pixelflow_redis_up')).toBe(1);
+    expect(timeouts).toEqual([REDIS_SCRAPE_TIMEOUT_MS, REDIS_SCRAPE_TIMEOUT_MS, REDIS_SCRAPE_TIMEOUT_MS]);
   });
 });
