@@ -14,6 +14,8 @@ export interface ApiClientOptions {
   headers?: Record<string, string>;
   /** Another fetch (tests, proxies); the global one by default. */
   fetch?: typeof fetch;
+  /** The requests' cache mode in browsers, e.g. 'no-store'. */
+  cache?: 'default' | 'no-store' | 'reload' | 'no-cache' | 'force-cache' | 'only-if-cached';
 }
 
 /** A client of the API at `baseUrl` ('' in a page served by the API itself: same origin). */
@@ -22,6 +24,7 @@ export function createApiClient(baseUrl: string, options: ApiClientOptions = {})
   return createClient<paths>({
     baseUrl: baseUrl.replace(/\/+$/, ''),
     ...(options.headers ? { headers: options.headers } : {}),
+    ...(options.cache ? { cache: options.cache } : {}),
     fetch: async (request) => {
       try {
         return await send(request);

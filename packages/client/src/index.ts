@@ -1,4 +1,4 @@
-import type { components } from './openapi.ts';
+import type { components, operations } from './openapi.ts';
 
 // The client of the PixelFlow Serve API: typed calls (openapi-fetch over the generated types), a
 // job's events as an async iterator with resumption, and the two ways a call fails.
@@ -10,3 +10,6 @@ export type { components, operations, paths } from './openapi.ts';
 
 /** A job as GET /jobs/{id} returns it. */
 export type Job = components['schemas']['Job'];
+
+/** The body of POST /jobs. */
+export type JobRequest = operations['createJob']['requestBody']['content']['application/json'];

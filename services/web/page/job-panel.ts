@@ -1,5 +1,5 @@
 import type { Job, JobImage, JobStatus } from '@pixelflow/schemas';
-import { api, ApiProblem, NetworkError } from './api.ts';
+import { api, ApiProblem, ApiUnreachable } from './api.ts';
 import type { ConnectionBanner } from './connection.ts';
 import { curlFor } from './curl.ts';
 import { byId, h } from './dom.ts';
@@ -96,7 +96,7 @@ export class JobPanel {
       this.update(job.status === 'running' && this.job.progress && job.progress && this.job.progress.step > job.progress.step ? { ...job, progress: this.job.progress } : job);
       if (FINISHED.has(job.status)) this.finish(job);
     } catch (error) {
-      if (error instanceof NetworkError) this.connection.set('requests', false);
+      if (error instanceof ApiUnreachable) this.connection.set('requests', false);
       if (error instanceof ApiProblem && error.problem.status === 404 && this.job?.id === id) {
         // Deleted after its retention period: nothing left to follow.
         this.detach();
@@ -111,7 +111,7 @@ export class JobPanel {
   private onEvent(event: JobEvent): void {
     const job = this.job;
     if (!job) return;
-    switch (event.name) {
+    switch (event.event) {
       case 'queued':
         this.update({ ...job, queue_position: event.data.position ?? job.queue_position });
         break;

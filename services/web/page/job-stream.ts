@@ -1,22 +1,13 @@
-import type { JobEventName, JobEventPayload } from '@pixelflow/schemas';
-import { api } from './api.ts';
+import { ApiUnreachable, followJobEvents, type JobEvent } from '@pixelflow/client';
 
-// A job's Server-Sent Events with resumption. The browser's EventSource reconnects by itself after a
-// dropped connection and sends Last-Event-ID, so nothing is missed; when it gives up (the API
-// answered an error, e.g. 503 while Redis is away) we reconnect ourselves from the last event id.
-// The stream is closed at the job's final event, before the server ends it, so that EventSource
-// does not reconnect to a finished job.
+// A job's Server-Sent Events for the page, through the client's event stream: a dropped
+// connection is resumed with Last-Event-ID (nothing missed, nothing repeated) and 503s are waited
+// out inside it. When the server cannot be reached at all, the page keeps trying, further apart;
+// a job that no longer exists ends the stream (the panel's polling says why).
 
-const EVENT_NAMES = ['queued', 'started', 'progress', 'stage', 'succeeded', 'failed', 'canceled'] as const satisfies readonly JobEventName[];
-// Every event the API can send is listened to: this fails to compile if one is added to the schema.
-type Unlistened = Exclude<JobEventName, (typeof EVENT_NAMES)[number]>;
-const everyEventListened: [Unlistened] extends [never] ? true : never = true;
-void everyEventListened;
+export type { JobEvent };
 
-const FINAL: readonly JobEventName[] = ['succeeded', 'failed', 'canceled'];
 const MAX_BACKOFF_MS = 10_000;
-
-export type JobEvent = { [N in JobEventName]: { name: N; data: JobEventPayload<N> } }[JobEventName];
 
 export interface JobStreamHandlers {
   event(event: JobEvent): void;
@@ -24,11 +15,8 @@ export interface JobStreamHandlers {
 }
 
 export class JobStream {
-  private source: EventSource | null = null;
-  private lastEventId: string | null = null;
-  private retry: ReturnType<typeof setTimeout> | null = null;
-  private failures = 0;
-  private closed = false;
+  private readonly controller = new AbortController();
+  private lastEventId: string | undefined;
 
   readonly jobId: string;
   private readonly handlers: JobStreamHandlers;
@@ -36,42 +24,35 @@ export class JobStream {
   constructor(jobId: string, handlers: JobStreamHandlers) {
     this.jobId = jobId;
     this.handlers = handlers;
-    this.connect();
+    void this.run();
   }
 
   close(): void {
-    this.closed = true;
-    if (this.retry !== null) clearTimeout(this.retry);
-    this.source?.close();
-    this.source = null;
+    this.controller.abort();
   }
 
-  private connect(): void {
-    const source = new EventSource(api.eventsUrl(this.jobId, this.lastEventId));
-    this.source = source;
-    for (const name of EVENT_NAMES) {
-      source.addEventListener(name, (message: MessageEvent<string>) => {
-        if (this.closed) return;
-        if (message.lastEventId !== '') this.lastEventId = message.lastEventId;
-        if (FINAL.includes(name)) this.close();
-        this.handlers.event({ name, data: JSON.parse(message.data) } as JobEvent);
-      });
-    }
-    source.addEventListener('open', () => {
-      this.failures = 0;
-      this.handlers.connection('open');
-    });
-    source.addEventListener('error', () => {
-      if (this.closed) return;
-      this.handlers.connection('lost');
-      if (source.readyState === EventSource.CLOSED) {
-        source.close();
-        const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.failures++);
-        this.retry = setTimeout(() => {
-          this.retry = null;
-          if (!this.closed) this.connect();
-        }, delay);
+  private async run(): Promise<void> {
+    const { signal } = this.controller;
+    for (let failures = 0; !signal.aborted; failures++) {
+      try {
+        const events = followJobEvents('', this.jobId, {
+          signal,
+          ...(this.lastEventId !== undefined ? { lastEventId: this.lastEventId } : {}),
+          onConnection: (state) => this.handlers.connection(state),
+          maxBackoffMs: MAX_BACKOFF_MS,
+        });
+        for await (const event of events) {
+          if (signal.aborted) return;
+          this.lastEventId = event.id;
+          failures = 0;
+          this.handlers.event(event);
+        }
+        return;
+      } catch (error) {
+        if (signal.aborted || !(error instanceof ApiUnreachable)) return;
+        this.handlers.connection('lost');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_BACKOFF_MS, 1000 * 2 ** failures)));
       }
-    });
+    }
   }
 }

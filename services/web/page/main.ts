@@ -1,5 +1,5 @@
 import type { ModelInfo } from '@pixelflow/schemas';
-import { api, ApiProblem, NetworkError } from './api.ts';
+import { api, ApiProblem, ApiUnreachable } from './api.ts';
 import { ConnectionBanner } from './connection.ts';
 import { byId } from './dom.ts';
 import { GenerationForm } from './generation-form.ts';
@@ -37,7 +37,7 @@ async function waitUntilReady(): Promise<void> {
       connection.set('requests', true);
       return;
     } catch (error) {
-      connection.set('requests', !(error instanceof NetworkError));
+      connection.set('requests', !(error instanceof ApiUnreachable));
       statusText.textContent = error instanceof ApiProblem ? `Loading: ${error.problem.detail}` : 'Waiting for the server…';
     }
     await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
@@ -55,7 +55,7 @@ async function watchHealth(): Promise<void> {
       statusBox.dataset['state'] = model.status;
       statusText.textContent = model.status === 'ready' ? describe(model) : `${model.name}: ${model.status === 'loading' ? 'a worker is loading the model' : 'no worker is running; jobs wait in the queue'}`;
     } catch (error) {
-      if (error instanceof NetworkError) connection.set('requests', false);
+      if (error instanceof ApiUnreachable) connection.set('requests', false);
     }
   }
 }
