@@ -10,18 +10,19 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
+import { createApiClient, dataOf, followJobEvents, type JobEvent } from '@pixelflow/client';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { sample, sampleOptionsFor } from '@pixelflow/sampler';
 import { parseGenerationRequest, resolveGeneration } from '@pixelflow/schemas';
 import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
+import { keepAliveFetch } from './keep-alive-fetch.ts';
 import { median } from './numbers.ts';
 import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
@@ -54,26 +55,8 @@ function start(name: 'api' | 'worker'): ChildProcess {
 }
 
 
-const agent = new http.Agent({ keepAlive: true });
-
-/**
- * One request on a kept-alive connection, with node:http rather than fetch: the client shares this
- * machine's two cores with the service, and undici's fetch costs it several times the CPU per
- * request and per SSE chunk, which would be counted as the service's overhead.
- */
-function send(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method, agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+// Measured calls through the client, as integrators make them, on node:http (keep-alive-fetch.ts).
+const client = createApiClient(base, { fetch: keepAliveFetch });
 
 /** Milliseconds since the epoch with sub-millisecond resolution, comparable with Redis stream ids on this machine. */
 function wallClockMs(): number {
@@ -91,14 +74,14 @@ interface JobPhases {
 }
 
 /** A job's phases from its SSE text: each event's id is `<Redis server ms>-<seq>`. */
-function phasesOf(sse: string, postedAt: number, endedAt: number, alone: number): JobPhases {
+function phasesOf(events: readonly JobEvent[], postedAt: number, endedAt: number, alone: number): JobPhases {
   const at = new Map<string, number>();
   let lastStage = 0;
-  for (const match of sse.matchAll(/^id: (\d+)-\d+\nevent: (\w+)$/gm)) {
-    const ms = Number(match[1]);
-    const name = match[2] as string;
-    if (!at.has(name)) at.set(name, ms);
-    if (name === 'stage') lastStage = ms;
+  for (const event of events) {
+    // A Redis stream id: milliseconds of the server's clock, then a sequence number.
+    const ms = Number(event.id.split('-')[0]);
+    if (!at.has(event.event)) at.set(event.event, ms);
+    if (event.event === 'stage') lastStage = ms;
   }
   const time = (name: string): number => {
     const ms = at.get(name);
@@ -124,11 +107,11 @@ const body = JSON.stringify(request);
 const redis = new Redis(REDIS_URL);
 try {
   const api = start('api');
-  await until(async () => (await fetch(`${base}/healthz`)).ok, 'the API');
+  await until(async () => (await client.GET('/healthz')).response.ok, 'the API');
 
   // 1. The API alone.
   const post = await autocannon({ url: `${base}/jobs`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, duration: seconds });
-  const created = (await (await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as { id: string };
+  const created = await dataOf(client.POST('/jobs', { body: request }));
   const get = await autocannon({ url: `${base}/jobs/${created.id}`, connections, duration: seconds });
   // Empty the queue the POST benchmark filled.
   await redis.del(...(await redis.keys(`${prefix}:*`)));
@@ -139,7 +122,7 @@ try {
   // The same request as the jobs below, turned into sampler options as the worker turns it.
   const generation = resolveGeneration(parseGenerationRequest(request), dir.manifest, () => request.seed);
   start('worker');
-  await until(async () => (await fetch(`${base}/readyz`)).ok, 'the worker');
+  await until(async () => (await client.GET('/readyz')).response.ok, 'the worker');
   // Alternating, one sampler run then one job through the service: this machine's speed drifts
   // over seconds, and each pair sees about the same, so the overhead is the median of the pairs'
   // differences rather than a difference of medians taken minutes apart.
@@ -153,11 +136,10 @@ try {
     const alone = performance.now() - started;
     started = performance.now();
     const postedAt = wallClockMs();
-    const posted = await send('POST', '/jobs', body);
-    const job = JSON.parse(posted.body) as { id: string };
-    if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${posted.body}`);
-    const events = (await send('GET', `/jobs/${job.id}/events`)).body;
-    if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
+    const job = await dataOf(client.POST('/jobs', { body: request }));
+    const events: JobEvent[] = [];
+    for await (const event of followJobEvents(base, job.id, { fetch: keepAliveFetch })) events.push(event);
+    if (events.at(-1)?.event !== 'succeeded') throw new Error(`job ${job.id} did not succeed: ${JSON.stringify(events.at(-1))}`);
     const served = performance.now() - started;
     const endedAt = wallClockMs();
     if (i === 0) continue; // the first pair warms up

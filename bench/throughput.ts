@@ -22,6 +22,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { createApiClient, dataOf, followJobEvents, type JobEvent } from '@pixelflow/client';
 import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
@@ -47,7 +48,8 @@ const base = `http://127.0.0.1:${values.port}`;
 // As `pnpm start` runs the worker: every CPU but one, left to the API and Redis.
 const ortThreads = ortThreadsOnSharedMachine();
 const metricsUrl = `http://127.0.0.1:${values['metrics-port']}/metrics`;
-const request = JSON.stringify({ class: 1, num_images: 1, steps: Number(values.steps) });
+const request = { class: 1, num_images: 1, steps: Number(values.steps) };
+const client = createApiClient(base);
 
 interface RunResult {
   label: string;
@@ -101,11 +103,10 @@ function quantile(xs: number[], q: number): number {
 
 async function oneJob(): Promise<number> {
   const started = performance.now();
-  const posted = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
-  const job = (await posted.json()) as { id: string };
-  if (posted.status !== 202) throw new Error(`POST /jobs answered ${posted.status}: ${JSON.stringify(job)}`);
-  const events = await (await fetch(`${base}/jobs/${job.id}/events`)).text();
-  if (!events.includes('event: succeeded')) throw new Error(`job ${job.id} did not succeed:\n${events.slice(-500)}`);
+  const job = await dataOf(client.POST('/jobs', { body: request }));
+  let last: JobEvent | undefined;
+  for await (const event of followJobEvents(base, job.id)) last = event;
+  if (last?.event !== 'succeeded') throw new Error(`job ${job.id} did not succeed: ${JSON.stringify(last)}`);
   return performance.now() - started;
 }
 
@@ -123,7 +124,7 @@ async function measure(model: string, label: string, concurrent: boolean, worker
     if (await fetch(`${base}/healthz`).then(() => true, () => false)) throw new Error(`${base} already answers: stop what listens there or pass --port`);
     start('api');
     start('worker');
-    await until(async () => (await fetch(`${base}/readyz`)).ok, 'the service');
+    await until(async () => (await client.GET('/readyz')).response.ok, 'the service');
     if (children.some((child) => child.exitCode !== null)) throw new Error('the API or the worker exited at start (see its message above)');
     await oneJob(); // warm: first allocations, first PNG, Redis scripts loaded
     const before = await (await fetch(metricsUrl)).text();
