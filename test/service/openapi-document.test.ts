@@ -189,8 +189,9 @@ describe('real responses conform to the document', () => {
       expect((await conforms('GET', '/jobs/{id}/previews/{n}', `/jobs/${UNKNOWN_JOB}/previews/0`, { base })).status).toBe(503);
       expect((await conforms('GET', '/models', '/models', { base })).status).toBe(503);
       expect((await conforms('GET', '/readyz', '/readyz', { base })).status).toBe(503);
-      // What does not need Redis keeps answering.
+      // What does not need Redis keeps answering; the metrics say Redis is down.
       expect((await conforms('GET', '/healthz', '/healthz', { base })).status).toBe(200);
+      expect((await conforms('GET', '/metrics', '/metrics', { base })).status).toBe(200);
       expect((await conforms('GET', '/models/classes', '/models/classes', { base })).status).toBe(200);
     } finally {
       await alone.stop().catch(() => undefined);
