@@ -1,16 +1,22 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { REPO } from '../scripts/compiled.mjs';
 
 // docker-compose.yml and the images as an operator runs them (no Docker engine here): Compose
-// itself accepts the file, every long-running service has a health check that runs in its image,
-// the worker's metrics stay on the Compose network, and neither image runs as root.
+// itself accepts the file, with and without the monitoring profile, every long-running service has
+// a health check that runs in its image, the worker's metrics stay on the Compose network, neither
+// image runs as root, and Prometheus and Grafana find the files they are given where they look.
 
 interface Service {
+  image?: string;
+  profiles?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
   ports?: string[];
   expose?: string[];
   healthcheck?: { test: string[] };
@@ -26,13 +32,23 @@ function stage(name: string): string {
   return next === -1 ? dockerfile.slice(start) : dockerfile.slice(start, start + 1 + next);
 }
 
+/** `docker-compose ...args config -q` in the repository: its exit status and what it said. */
+function composeConfig(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('docker-compose', [...args, 'config', '-q'], { cwd: REPO }, (error, _stdout, stderr) => {
+      if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('docker-compose is not installed (Debian: apt-get install docker-compose)'));
+      else resolve({ code: error ? Number(error.code ?? 1) : 0, stderr });
+    });
+  });
+}
+
 describe('docker-compose.yml', () => {
   it('is accepted by docker-compose config', async () => {
-    const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile('docker-compose', ['config', '-q'], { cwd: REPO }, (error, _stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }));
-    });
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
+    expect(await composeConfig([])).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('is accepted with the monitoring profile too', async () => {
+    expect(await composeConfig(['--profile', 'monitoring'])).toEqual({ code: 0, stderr: '' });
   });
 
   it('gives the API and the worker health checks that the images can run (node, no curl)', () => {
@@ -48,6 +64,85 @@ describe('docker-compose.yml', () => {
   it('keeps the worker metrics port off the host, so that --scale worker=N does not collide', () => {
     expect(compose.services['worker']?.ports).toBeUndefined();
     expect(compose.services['worker']?.expose).toEqual(['9464']);
+  });
+});
+
+interface Mount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** A service's bind mounts of repository paths (./...), as Compose's short syntax writes them. */
+function bindMounts(service: string): Mount[] {
+  return (compose.services[service]?.volumes ?? [])
+    .filter((volume) => volume.startsWith('./'))
+    .map((volume) => {
+      const [source = '', target = '', mode = ''] = volume.split(':');
+      return { source: join(REPO, source), target, readOnly: mode.split(',').includes('ro') };
+    });
+}
+
+/** Where `containerPath` of `service` is in the repository, through its bind mounts. */
+function inRepository(service: string, containerPath: string): string {
+  const mount = bindMounts(service).find((m) => containerPath === m.target || containerPath.startsWith(`${m.target}/`));
+  if (!mount) throw new Error(`${service}: nothing of the repository is mounted at ${containerPath}`);
+  return join(mount.source, posix.relative(mount.target, containerPath));
+}
+
+describe('the monitoring profile', () => {
+  const prometheusConfig = parse(readFileSync(join(REPO, 'deploy/prometheus/prometheus.yml'), 'utf8')) as { rule_files: string[] };
+  const datasources = parse(readFileSync(join(REPO, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as { datasources: { url: string }[] };
+  const providers = parse(readFileSync(join(REPO, 'deploy/grafana/provisioning/dashboards/pixelflow.yml'), 'utf8')) as { providers: { options: { path: string } }[] };
+
+  it('runs Prometheus and Grafana only when asked for, from pinned images', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      expect(compose.services[name]?.profiles, name).toEqual(['monitoring']);
+      expect(compose.services[name]?.image, name).toMatch(/^[\w./-]+:v?\d+\.\d+\.\d+$/);
+    }
+    for (const name of ['redis', 'api', 'worker']) expect(compose.services[name]?.profiles, name).toBeUndefined();
+  });
+
+  it('mounts deploy/prometheus and deploy/grafana read-only, and every mounted path exists', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const mounts = bindMounts(name);
+      expect(mounts.length, name).toBeGreaterThan(0);
+      for (const mount of mounts) {
+        expect(mount.readOnly, `${name}: ${mount.target}`).toBe(true);
+        expect(existsSync(mount.source), `${name}: ${mount.source}`).toBe(true);
+      }
+    }
+    expect(bindMounts('prometheus').map((m) => m.source)).toEqual([join(REPO, 'deploy/prometheus')]);
+    expect(bindMounts('grafana').map((m) => m.source)).toEqual([join(REPO, 'deploy/grafana/provisioning'), join(REPO, 'deploy/grafana/dashboards')]);
+  });
+
+  it("gives Prometheus its configuration and that configuration's rule files where it reads them", () => {
+    const flag = compose.services['prometheus']?.command?.find((arg) => arg.startsWith('--config.file='));
+    const configFile = inRepository('prometheus', (flag ?? '').slice('--config.file='.length));
+    expect(configFile).toBe(join(REPO, 'deploy/prometheus/prometheus.yml'));
+    const configDir = posix.dirname((flag ?? '').slice('--config.file='.length));
+    for (const rules of prometheusConfig.rule_files) expect(existsSync(inRepository('prometheus', posix.join(configDir, rules))), rules).toBe(true);
+  });
+
+  it("gives Grafana its provisioning where Grafana reads it, the dashboards where the provider looks, and a datasource on Compose's Prometheus", () => {
+    const provisioning = inRepository('grafana', '/etc/grafana/provisioning');
+    expect(readdirSync(join(provisioning, 'datasources'))).toContain('prometheus.yml');
+    expect(readdirSync(join(provisioning, 'dashboards'))).toContain('pixelflow.yml');
+    for (const provider of providers.providers) {
+      expect(readdirSync(inRepository('grafana', provider.options.path)).filter((f) => f.endsWith('.json')).length).toBeGreaterThan(0);
+    }
+    expect(existsSync(inRepository('grafana', compose.services['grafana']?.environment?.['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'] ?? ''))).toBe(true);
+    const url = new URL(datasources.datasources[0]?.url ?? '');
+    expect(Object.keys(compose.services)).toContain(url.hostname);
+    expect(compose.services[url.hostname]?.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+    expect(url.port).toBe('9090'); // Prometheus's own port inside the Compose network
+  });
+
+  it("keeps Prometheus (no login) and Grafana on the host's loopback unless the operator says otherwise", () => {
+    for (const name of ['prometheus', 'grafana']) {
+      for (const port of compose.services[name]?.ports ?? []) expect(port, name).toMatch(/^\$\{\w+:-127\.0\.0\.1:\d+\}:\d+$/);
+    }
+    expect(compose.services['grafana']?.environment).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer', GF_SECURITY_ADMIN_PASSWORD: '${GRAFANA_ADMIN_PASSWORD:-admin}' });
   });
 });
 
