@@ -1,8 +1,9 @@
 import type { StepProgress } from '@pixelflow/sampler';
+import { EtaEstimator } from './eta.ts';
 
 // Progress of one generation on stderr. On a terminal: one line redrawn in
 // place (a bar over all steps of all stages, the stage and its resolution,
-// elapsed time and an estimate of the rest). Anywhere else (CI logs, pipes):
+// elapsed time and an estimate of the rest, from eta.ts). Anywhere else (CI logs, pipes):
 // a plain line when each stage ends, so logs stay readable and short.
 // StatusLine, the redrawn line itself, serves `eval`'s progress too.
 
@@ -43,9 +44,6 @@ export function formatDuration(ms: number): string {
   if (whole < 3600) return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s`;
   return `${Math.floor(whole / 3600)}h${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')}m`;
 }
-
-/** A call's time grows at most with the stage's pixels, side^2 (attention aside, which the fit also caps). */
-const MAX_SIZE_EXPONENT = 2;
 
 /**
  * Images per model call at each stage relative to the batch: 2 when CFG runs
@@ -102,10 +100,9 @@ export class GenerationProgress {
   private last: StepProgress | null = null;
   /** Model calls per stage so far (also what Dopri5 actually took). */
   private readonly stageCalls: number[];
-  /** Elapsed ms when each stage started (its first call's start: the previous stage's last call's end). */
-  private readonly stageStarts: number[];
-  /** Elapsed ms at each stage's latest call. */
-  private readonly stageLatest: number[];
+  /** Euler only: Dopri5's step counts are not known in advance. */
+  private readonly eta: EtaEstimator | null;
+  private etaMs: number | null = null;
   private lastDraw = Number.NEGATIVE_INFINITY;
   private lastDrawnStage = -1;
 
@@ -117,17 +114,16 @@ export class GenerationProgress {
     this.redrawIntervalMs = options.redrawIntervalMs ?? DEFAULT_REDRAW_MS;
     this.tty = stream.isTTY === true;
     this.stageCalls = plan.resolutions.map(() => 0);
-    this.stageStarts = plan.resolutions.map(() => 0);
-    this.stageLatest = plan.resolutions.map(() => 0);
+    this.eta = plan.steps === null ? null : new EtaEstimator({ ...plan, steps: plan.steps });
   }
 
   /** After every model call. */
   step(progress: StepProgress): void {
-    if (progress.stepInStage === 1) this.stageStarts[progress.stage] = this.last?.elapsedMs ?? 0;
     this.last = progress;
     this.stageCalls[progress.stage] = progress.stepInStage;
-    this.stageLatest[progress.stage] = progress.elapsedMs;
     if (!this.tty) return;
+    // Every call, drawn or not: the estimate learns from each and the display moves with the clock.
+    if (this.eta) this.etaMs = this.eta.observe(progress);
     const stageChanged = progress.stage !== this.lastDrawnStage;
     const done = progress.stepsTotal !== null && progress.stepsDone === progress.stepsTotal;
     const t = this.now();
@@ -163,7 +159,7 @@ export class GenerationProgress {
     this.screen.clear();
   }
 
-  /** The terminal line: `[#####---------] 12/40 steps | stage 2/4 8px | 1.2s, ETA 3.4s`. */
+  /** The terminal line: `[#####---------] 12/40 steps | stage 2/4 8px | 1.2s, ETA 3.4s` (`ETA estimating ...` at first). */
   barLine(progress: StepProgress): string {
     const { stage, stages, stepInStage, stepsDone, stepsTotal, elapsedMs } = progress;
     const stageLabel = `stage ${stage + 1}/${stages} ${this.plan.resolutions[stage] ?? '?'}px`;
@@ -171,45 +167,8 @@ export class GenerationProgress {
       // Dopri5 picks its steps as it goes: only whole stages can be counted.
       return `${bar(stage / stages)} step ${stepInStage} | ${stageLabel} | ${formatDuration(elapsedMs)}`;
     }
-    const remaining = this.remainingMs(stage, stepInStage);
-    const eta = remaining === null ? '' : `, ETA ${formatDuration(remaining)}`;
-    return `${bar(stepsDone / stepsTotal)} ${stepsDone}/${stepsTotal} steps | ${stageLabel} | ${formatDuration(elapsedMs)}${eta}`;
-  }
-
-  /** Mean ms per call in stage k so far, normalised to one batch; null before it has a call. */
-  private perCall(k: number): number | null {
-    const calls = this.stageCalls[k] ?? 0;
-    if (calls === 0) return null;
-    return ((this.stageLatest[k] ?? 0) - (this.stageStarts[k] ?? 0)) / calls / (this.plan.batchFactors[k] ?? 1);
-  }
-
-  /**
-   * The rest of the current stage at its measured pace, plus the later stages
-   * extrapolated from it. A call's time grows with the stage's side as r^p; p
-   * is fitted to the last two stages measured (small models are dominated by
-   * per-call overhead, p near 0; large ones by their pixels, p near 2). No
-   * estimate until there are two to fit, unless this is the last stage: a
-   * guessed p would be off by a factor of tens either way.
-   */
-  private remainingMs(stage: number, stepInStage: number): number | null {
-    const steps = this.plan.steps ?? [];
-    const { resolutions, batchFactors } = this.plan;
-    const current = this.perCall(stage);
-    const side = resolutions[stage] ?? 1;
-    if (current === null) return null;
-    let exponent: number | null = null;
-    const previous = stage > 0 ? this.perCall(stage - 1) : null;
-    const previousSide = resolutions[stage - 1] ?? side;
-    if (previous !== null && previous > 0 && current > 0 && previousSide !== side) {
-      exponent = Math.min(MAX_SIZE_EXPONENT, Math.max(0, Math.log(current / previous) / Math.log(side / previousSide)));
-    }
-    if (exponent === null && stage < steps.length - 1) return null;
-    let total = ((steps[stage] ?? 0) - stepInStage) * current * (batchFactors[stage] ?? 1);
-    for (let k = stage + 1; k < steps.length; k++) {
-      const perCall = current * ((resolutions[k] ?? side) / side) ** (exponent ?? 0);
-      total += (steps[k] ?? 0) * perCall * (batchFactors[k] ?? 1);
-    }
-    return Math.max(0, total);
+    const eta = this.etaMs === null ? 'estimating ...' : formatDuration(this.etaMs);
+    return `${bar(stepsDone / stepsTotal)} ${stepsDone}/${stepsTotal} steps | ${stageLabel} | ${formatDuration(elapsedMs)}, ETA ${eta}`;
   }
 }
 
