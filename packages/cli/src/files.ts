@@ -72,6 +72,23 @@ export async function writeAll(dir: string, files: readonly { name: string; data
   }
 }
 
+/** The PNG of image `index` of a generation: by its seed, so that runs with other seeds sit side by side. */
+export function pngFileName(seed: number, index: number): string {
+  return `pixelflow-${seed}-${String(index).padStart(2, '0')}.png`;
+}
+
+export function pngFileNames(seed: number, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => pngFileName(seed, i));
+}
+
+/** Files of these names already in `dir` would be replaced: a usage error (the caller offers --force). */
+export async function refuseToReplace(dir: string, names: readonly string[], command: string): Promise<void> {
+  const present = (await Promise.all(names.map(async (name) => ((await stat(join(dir, name)).catch(() => null)) ? name : null)))).filter((name) => name !== null);
+  if (present.length === 0) return;
+  const more = present.length > 1 ? ` and ${present.length - 1} more` : '';
+  throw new UsageError(`${join(dir, present[0] as string)}${more} already exist; pass --force to replace them (nothing written)`, { command });
+}
+
 const NPY_DTYPE_NAMES: Record<string, string> = { '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '|b1': 'bool' };
 
 /** An .npy dtype as users know it: `<f4` -> `float32`. */

@@ -85,8 +85,40 @@ const REQUEST_FLAGS: Record<string, string> = {
 
 /** `steps has 3 entries ...` -> `--steps has 3 entries ...`; `steps[2] must ...` -> `--steps entry 3 must ...`. */
 export function flagMessage(error: GenerationError): string {
-  const [field, ...rest] = error.field;
-  if (typeof field !== 'string' || !Object.hasOwn(REQUEST_FLAGS, field)) return error.message;
+  return fieldFlagMessage(error.field, error.reason) ?? error.message;
+}
+
+/**
+ * A request field's problem in the user's terms: `['steps', 2]` and "must be ..." ->
+ * `--steps entry 3 must be ...`; null for a field that has no flag.
+ */
+export function fieldFlagMessage(path: readonly (string | number)[], reason: string): string | null {
+  const [field, ...rest] = path;
+  if (typeof field !== 'string' || !Object.hasOwn(REQUEST_FLAGS, field)) return null;
   const entry = typeof rest[0] === 'number' ? ` entry ${rest[0] + 1}` : '';
-  return `${REQUEST_FLAGS[field]}${entry} ${error.reason}`;
+  return `${REQUEST_FLAGS[field]}${entry} ${reason}`;
+}
+
+/** The flags of a generation request, as generate and jobs create take them. */
+export const GENERATION_FLAGS = {
+  class: { type: 'string' },
+  count: { type: 'string' },
+  seed: { type: 'string' },
+  cfg: { type: 'string' },
+  shift: { type: 'string' },
+  steps: { type: 'string' },
+  solver: { type: 'string' },
+} as const satisfies Options;
+
+/** The request those flags make, JSON-ish: numbers where a flag reads as one, the text otherwise. */
+export function requestFromFlags(values: { [K in keyof typeof GENERATION_FLAGS]?: string | undefined }): Record<string, unknown> {
+  const request: Record<string, unknown> = {};
+  if (values.class !== undefined) request['class'] = numeric(values.class);
+  if (values.count !== undefined) request['num_images'] = numeric(values.count);
+  if (values.seed !== undefined) request['seed'] = numeric(values.seed);
+  if (values.cfg !== undefined) request['cfg_scale'] = numeric(values.cfg);
+  if (values.shift !== undefined) request['noise_shift'] = numeric(values.shift);
+  if (values.steps !== undefined) request['steps'] = stepsValue(values.steps);
+  if (values.solver !== undefined) request['solver'] = values.solver;
+  return request;
 }

@@ -31,8 +31,8 @@ import {
   type ResolvedGeneration,
 } from '@pixelflow/schemas';
 import { CliError, UsageError } from '../errors.ts';
-import { checkFolder, createFolder, errorCode, npyDtypeName, writeAll } from '../files.ts';
-import { flagMessage, numeric, parseFlags, parseThreads, stepsValue } from '../flags.ts';
+import { checkFolder, createFolder, errorCode, npyDtypeName, pngFileName, pngFileNames, refuseToReplace, writeAll } from '../files.ts';
+import { flagMessage, GENERATION_FLAGS, parseFlags, parseThreads, requestFromFlags } from '../flags.ts';
 import { abortOnSignals, loadOnnxModel } from '../interrupt.ts';
 import { batchFactors, formatDuration, GenerationProgress } from '../progress.ts';
 import { GENERATE_SUMMARY } from './summaries.ts';
@@ -110,13 +110,7 @@ function usage(message: string): UsageError {
 export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help' {
   const parsed = parseFlags(COMMAND, args, {
     model: { type: 'string' },
-    class: { type: 'string' },
-    count: { type: 'string' },
-    seed: { type: 'string' },
-    cfg: { type: 'string' },
-    shift: { type: 'string' },
-    steps: { type: 'string' },
-    solver: { type: 'string' },
+    ...GENERATION_FLAGS,
     provider: { type: 'string', default: 'cpu' },
     threads: { type: 'string' },
     out: { type: 'string', default: '.' },
@@ -140,18 +134,9 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs | 'help
     if (dir !== undefined && dir.trim() === '') throw usage(`${flag} must not be empty`);
   }
 
-  const request: Record<string, unknown> = {};
-  if (values.class !== undefined) request['class'] = numeric(values.class);
-  if (values.count !== undefined) request['num_images'] = numeric(values.count);
-  if (values.seed !== undefined) request['seed'] = numeric(values.seed);
-  if (values.cfg !== undefined) request['cfg_scale'] = numeric(values.cfg);
-  if (values.shift !== undefined) request['noise_shift'] = numeric(values.shift);
-  if (values.steps !== undefined) request['steps'] = stepsValue(values.steps);
-  if (values.solver !== undefined) request['solver'] = values.solver;
-
   return {
     model: values.model ?? DEFAULT_MODEL_DIR,
-    request,
+    request: requestFromFlags(values),
     provider,
     threads,
     out: values.out,
@@ -213,10 +198,6 @@ async function readNoise(dir: string, manifest: ModelManifest, count: number): P
   return { stage0: tensors[0] as Float32Array, blocks: tensors.slice(1) };
 }
 
-export function pngFileName(seed: number, index: number): string {
-  return `pixelflow-${seed}-${String(index).padStart(2, '0')}.png`;
-}
-
 /** One PNG per image, each with its parameters, named by seed and index. */
 export function encodeImages(
   result: Pick<SampleResult, 'images' | 'width' | 'height'>,
@@ -250,15 +231,6 @@ function describeGeneration(g: ResolvedGeneration, seedDrawn: boolean, externalN
   return `class ${g.class_label} ${JSON.stringify(g.class_name)}, ${g.num_images} ${g.num_images === 1 ? 'image' : 'images'}, ${seed}, ${g.solver}${euler}, cfg ${g.cfg_scale}`;
 }
 
-/** Images of these names already in `dir` would be replaced: a usage error unless --force. */
-async function refuseToReplace(dir: string, generation: ResolvedGeneration): Promise<void> {
-  const names = Array.from({ length: generation.num_images }, (_, i) => pngFileName(generation.seed, i));
-  const present = (await Promise.all(names.map(async (name) => ((await stat(join(dir, name)).catch(() => null)) ? name : null)))).filter((name) => name !== null);
-  if (present.length === 0) return;
-  const more = present.length > 1 ? ` and ${present.length - 1} more` : '';
-  throw usage(`${join(dir, present[0] as string)}${more} already exist; pass --force to replace them (nothing written)`);
-}
-
 export async function generateCommand(argv: readonly string[]): Promise<number> {
   const args = parseGenerateArgs(argv);
   if (args === 'help') {
@@ -283,7 +255,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   });
   const noise = args.noise === undefined ? undefined : await readNoise(resolve(args.noise), manifest, generation.num_images);
   const outDir = await checkFolder('--out', args.out, COMMAND);
-  if (!args.force) await refuseToReplace(outDir, generation);
+  if (!args.force) await refuseToReplace(outDir, pngFileNames(generation.seed, generation.num_images), COMMAND);
   const dumpDir = args.dump === undefined ? undefined : await checkFolder('--dump', args.dump, COMMAND);
 
   const stderr = process.stderr;
