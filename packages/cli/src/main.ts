@@ -1,5 +1,5 @@
 import { discardSpareSessionThread, startSessionThreadEarly } from '@pixelflow/onnx/session-thread';
-import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY } from './commands/summaries.ts';
+import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY, JOBS_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
 import { didYouMean } from './suggest.ts';
 import { versionLine } from './version.ts';
@@ -45,6 +45,13 @@ const COMMANDS: Record<string, Command> = {
     load: async () => {
       const { EVAL_USAGE, evalCommand } = await import('./commands/eval.ts');
       return { usage: EVAL_USAGE, run: evalCommand };
+    },
+  },
+  jobs: {
+    summary: JOBS_SUMMARY,
+    load: async () => {
+      const { JOBS_USAGE, jobsCommand } = await import('./commands/jobs.ts');
+      return { usage: JOBS_USAGE, run: jobsCommand };
     },
   },
   cuda: {

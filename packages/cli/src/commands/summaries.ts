@@ -6,3 +6,4 @@ export const CONVERT_SUMMARY = 'Convert a PixelFlow checkpoint into a model fold
 export const GENERATE_SUMMARY = 'Generate images of a class with a converted model, as PNG files';
 export const EVAL_SUMMARY = 'Evaluate a class-conditional model: class accuracy and Fréchet distance by CFG and steps';
 export const CUDA_SUMMARY = "Install onnxruntime's CUDA provider (opt-in) or check that it can load";
+export const JOBS_SUMMARY = 'Create, watch, cancel and download jobs of a running service (--api URL)';
