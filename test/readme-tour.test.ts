@@ -90,7 +90,7 @@ describe('the README tour', () => {
     const blocks = tourBlocks(readme);
     expect(blocks).toHaveLength(1);
     expect(blocks[0]).toContain(README_ADDRESS);
-    // The README sits near its top: both one-line commands come before the tour.
+    // The two one-line commands stay near the top, before the tour.
     const tourAt = readme.indexOf('<!-- tour');
     expect(readme.indexOf('pnpm install && pnpm test')).toBeGreaterThan(0);
     expect(readme.indexOf('pnpm install && pnpm test')).toBeLessThan(tourAt);
