@@ -6,7 +6,7 @@
 //     (autocannon; no worker runs meanwhile, so this is the API and Redis alone);
 //  2. per job, the time from POST to the `succeeded` event (SSE) against the sampler's own time for
 //     the same request in this script (same model, same threads), alternately: the service's overhead per job.
-// Prints tables; the targets are in the README.
+// Prints tables; the targets and past figures are in the README's Performance section.
 
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

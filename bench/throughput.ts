@@ -72,7 +72,7 @@ async function mediumModel(): Promise<string> {
   const model = join(root, 'model');
   if (existsSync(join(model, 'pixelflow.json'))) return model;
   const { python } = await findPython();
-  if (!python) throw new Error('--medium needs a Python with torch and onnx (see the README)');
+  if (!python) throw new Error('--medium needs a Python with torch and onnx (see docs/development.md)');
   await mkdir(root, { recursive: true });
   const checkpoint = join(root, 'checkpoint');
   const pythonPath = { ...pythonEnv(), PYTHONPATH: join(REPO, 'pytorch') };

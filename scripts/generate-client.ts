@@ -9,7 +9,7 @@ import { REPO } from './compiled.mjs';
 // and schema of the API, from the OpenAPI document the API serves (built here on the embedded
 // model, on the Redis of REDIS_URL; `--from URL` reads a running server's instead).
 // `--check` writes nothing and fails when the committed file differs from what it would write.
-// test/service/client-generation.test.ts runs the same generation on a live server.
+// test/service/client.test.ts runs the same generation on a live server.
 
 export const CLIENT_TYPES_FILE = join(REPO, 'packages/client/src/openapi.ts');
 

@@ -16,7 +16,7 @@ import { readableLogs, wantsReadableLogs } from './service-logs.ts';
 // API is ready and prints its URL. Ctrl-C stops everything cleanly.
 // The services run as compiled bundles (scripts/build.mjs), rebuilt here first
 // when a source is newer than them. Configuration is the services' environment
-// variables (README).
+// variables (docs/operators/running.md).
 
 const env: Record<string, string | undefined> = { ...process.env };
 env['RESULTS_DIR'] ??= join(REPO, 'data/results');

@@ -3,7 +3,7 @@ import { DEFAULT_GAMMA } from './scheduler.ts';
 // Seeded Gaussian noise of our own, so that the same seed gives the same images on any machine,
 // in any process, at any batch size.
 //
-// The algorithm (documented in the README; changing it changes every user's images):
+// The algorithm (documented in docs/model.md, "Seeded noise"; changing it changes every user's images):
 // - Image i of a request with seed s draws from its own seed s_i = (s + i) mod 2^32, so image i of
 //   seed s is image 0 of seed s + i, and images of one request all differ.
 // - Each noise tensor of an image has a stream number: 0 for the stage-0 noise, k for the normals

@@ -3,7 +3,7 @@ import { WEB_DIST_DIR } from '@pixelflow/web';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
-// The API's environment variables (documented in the README's configuration table).
+// The API's environment variables (documented in docs/operators/running.md's configuration table).
 
 const ORIGINS_RULE = 'must be * or a comma-separated list of origins such as https://app.example.com (scheme, host and port only)';
 

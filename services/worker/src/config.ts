@@ -3,7 +3,7 @@ import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
-// The worker's environment variables (documented in the README's
+// The worker's environment variables (documented in docs/operators/running.md's
 // configuration table). Times are in milliseconds where BullMQ takes them.
 
 const WorkerEnv = CommonEnv.extend({
@@ -52,7 +52,7 @@ const WorkerEnv = CommonEnv.extend({
 
 export type WorkerConfig = z.output<typeof WorkerEnv> & { WORKER_ID: string };
 
-/** CPU default of MAX_BATCH_PIXELS: see bench:throughput's batch-scaling tables in the README. */
+/** CPU default of MAX_BATCH_PIXELS: see bench:throughput's batch-scaling tables in the README's Performance section. */
 const CPU_MAX_BATCH_PIXELS = 8 * 32 * 32;
 
 /** The rows x height x width limit per call MAX_BATCH_PIXELS asks for, for `provider`; null for none. */

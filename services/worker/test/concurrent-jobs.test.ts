@@ -67,7 +67,7 @@ async function differenceFromSolo(id: string, p: ResolvedGeneration): Promise<{ 
 }
 
 /**
- * Merged calls may round differently (README: "Continuous batching"). Euler carries that rounding
+ * Merged calls may round differently (docs/operators/batching.md). Euler carries that rounding
  * through unchanged: at most one level, on under 1% of values. Dopri5 chooses its step sizes from a
  * small difference of velocities, so rounding can change its steps and the image by the solver's own
  * tolerance: on this random-weight model, 5 levels on 15% of values were seen; bound at 8 levels.
