@@ -15,10 +15,28 @@ export interface StoredEvent<N extends JobEventName = JobEventName> {
   data: JobEventPayload<N>;
 }
 
-const STREAM_ID = /^\d+-\d+$/;
+const STREAM_ID = /^(\d+)-(\d+)$/;
+/** Redis reads both parts of a stream id as unsigned 64-bit integers and refuses larger ones. */
+const PART_MAX = 2n ** 64n - 1n;
 
+/** The two parts of `text` when it is a stream id Redis accepts (digits only: no sign, no spaces); null otherwise. */
+function parseEventId(text: string): [bigint, bigint] | null {
+  const match = STREAM_ID.exec(text);
+  if (!match) return null;
+  const ms = BigInt(match[1] as string);
+  const seq = BigInt(match[2] as string);
+  return ms <= PART_MAX && seq <= PART_MAX ? [ms, seq] : null;
+}
+
+/** Whether `text` is a stream id Redis accepts, and so one a reader may resume after. */
 export function isEventId(text: string): boolean {
-  return STREAM_ID.test(text);
+  return parseEventId(text) !== null;
+}
+
+/** Whether no stream id can follow `id`: Redis refuses a range that starts after the largest. */
+function isLastPossibleId(id: string): boolean {
+  const parts = parseEventId(id);
+  return parts !== null && parts[0] === PART_MAX && parts[1] === PART_MAX;
 }
 
 function isEventName(name: string): name is JobEventName {
@@ -70,6 +88,7 @@ export class JobEvents {
 
   /** Events after `afterId` (all when undefined), oldest first. */
   async read(jobId: string, afterId?: string, count = 1000): Promise<StoredEvent[]> {
+    if (afterId !== undefined && isLastPossibleId(afterId)) return [];
     const start = afterId === undefined ? '-' : `(${afterId}`;
     const entries = await this.redis.xrange(this.keys.events(jobId), start, '+', 'COUNT', count);
     const events: StoredEvent[] = [];

@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { isEventId, type StoredEvent } from '@pixelflow/queue';
-import { FINAL_EVENTS, JobId } from '@pixelflow/schemas';
+import { FINAL_EVENTS, isFinished, JobId } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { JOB_ROUTE_PROBLEMS, jobEventStream, problems } from '../openapi/responses.ts';
@@ -11,8 +11,9 @@ import { guardJobRoutes } from './job-guard.ts';
 
 // GET /jobs/:id/events: the job's events as Server-Sent Events, for
 // EventSource. Events come from the job's Redis stream, so a reconnecting
-// client (Last-Event-ID) gets exactly what it missed and a stream opened on a
-// finished job replays it and closes. New events are pushed by the process's
+// client (Last-Event-ID) gets exactly what it missed, a stream opened on a
+// finished job replays it and closes, and one resumed at or after a finished
+// job's final event closes at once. New events are pushed by the process's
 // one subscriber connection; each heartbeat also re-reads the stream, so a
 // lost notification only delays an event. Streams end when the job ends, the
 // client leaves, or the server closes.
@@ -90,12 +91,12 @@ export function eventRoutes(ctx: ApiContext) {
           if (!raw.writableEnded) raw.end();
         };
 
+        // Set once the job was seen finished before a read: that read found every event it will
+        // ever have after the cursor (its final status is written after its final event, in one script).
+        let complete = false;
         const pumpOnce = async (): Promise<void> => {
-          // A full batch may not be all (a long job replayed): waiting for the next wake-up
-          // would stall a heartbeat period per batch.
-          let events: StoredEvent[];
-          do {
-            events = await app.jobs.events(id, cursor, READ_BATCH);
+          for (;;) {
+            const events = await app.jobs.events(id, cursor, READ_BATCH);
             if (closed) return;
             // One write for what one read found: a packet and a client wake-up per batch, not per event.
             let text = '';
@@ -109,12 +110,27 @@ export function eventRoutes(ctx: ApiContext) {
               }
             }
             if (text !== '') raw.write(text);
-            if (final) {
+            if (final || (complete && events.length < READ_BATCH)) {
               close();
               return;
             }
-            if (events.length === 0 && !(await app.jobs.exists(id))) close(); // expired meanwhile
-          } while (!closed && events.length === READ_BATCH);
+            // A full batch may not be all (a long job replayed): waiting for the next wake-up
+            // would stall a heartbeat period per batch.
+            if (events.length === READ_BATCH) continue;
+            if (events.length > 0) return;
+            // Nothing after the cursor. A job that has ended (its final event at or before the
+            // cursor: a client resuming from it, as EventSource does after the stream closes) will
+            // send nothing more; one that expired meanwhile neither.
+            const record = await app.jobs.record(id);
+            if (closed) return;
+            if (!record) {
+              close();
+              return;
+            }
+            if (!isFinished(record.status)) return;
+            // Ended since that read, perhaps: one more read takes its last events.
+            complete = true;
+          }
         };
         // One read at a time, in order; a wake-up during a read runs one more.
         const pump = (): void => {
