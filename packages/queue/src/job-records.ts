@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import {
+  isFinished,
   JobError,
   type JobEventPayload,
   JobImage,
@@ -120,6 +121,50 @@ end
 return status
 `;
 
+// A job handed back to BullMQ's wait list (its worker stopped) or returned there by BullMQ's stalled
+// check (its worker died or lost the lock) is queued again: running -> queued, with a `queued` event
+// giving its place, so that neither a status request nor an event stream says it runs while no
+// worker has it. What the earlier attempt reported goes, as at START (the record says so at once,
+// not only when a worker starts it again). Only while the job is in the wait list and no worker
+// holds its lock: a worker that took it meanwhile has started it, or is about to (START).
+// KEYS[1] job hash, KEYS[2] events stream, KEYS[3] BullMQ's lock of the job, KEYS[4] BullMQ's wait
+// list. ARGV: job id, preview field prefix, events channel. Returns the status after the call.
+const REQUEUE = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status ~= 'running' or redis.call('EXISTS', KEYS[3]) == 1 then return status end
+local index = redis.call('LPOS', KEYS[4], ARGV[1])
+if not index then return status end
+local stale = { 'progress', 'started_at' }
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #ARGV[2]) == ARGV[2] then table.insert(stale, field) end
+end
+redis.call('HDEL', KEYS[1], unpack(stale))
+redis.call('HSET', KEYS[1], 'status', 'queued')
+-- BullMQ pushes new jobs on the left of its wait list and workers take from the right.
+local position = redis.call('LLEN', KEYS[4]) - index
+redis.call('XADD', KEYS[2], '*', 'name', 'queued', 'data', cjson.encode({ position = position }))
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 'queued'
+`;
+
+/** Where BullMQ holds a job: in its wait list, taken by a worker, or neither (not added yet, or gone). */
+export type Placement = 'waiting' | 'active' | 'elsewhere';
+
+/**
+ * The record as its job stands in the queue, for the moments the two disagree. A job in the wait
+ * list is queued, whatever the record says: a running record there was handed back or returned by
+ * the stalled check and not yet queued again (REQUEUE), and what its earlier attempt reported is not
+ * where the job is. A queued record whose job a worker has taken is running: the worker's START is
+ * on its way (it has no start time nor progress yet).
+ */
+export function recordAsPlaced(record: JobRecord, placement: Placement): JobRecord {
+  if (isFinished(record.status)) return record;
+  if (placement === 'waiting') return { ...record, status: 'queued', startedAt: null, progress: null, previews: [] };
+  if (placement === 'active' && record.status === 'queued') return { ...record, status: 'running' };
+  return record;
+}
+
 const CANCELED: JobEventPayload<'canceled'> = { reason: 'canceled by request' };
 
 function json<T>(schema: z.ZodType<T>, text: string | undefined): T | null {
@@ -208,6 +253,16 @@ export class JobRecords {
     const key = this.keys.job(id);
     const [, fields] = execReplies(await this.redis.multi().eval(START, 1, key, at.toISOString(), PREVIEW_FIELD).hgetall(key).exec());
     return recordFrom(id, fields as Record<string, string>);
+  }
+
+  /**
+   * Queues again a running job that its worker handed back to BullMQ's wait list, or that BullMQ's
+   * stalled check returned there (see REQUEUE above); `queue` names BullMQ's keys for it. Returns
+   * the status after: 'queued', or what it was when a worker holds the job again or it is not waiting.
+   */
+  async requeue(id: string, queue: { lock: string; wait: string }): Promise<JobStatus | null> {
+    const status = (await this.redis.eval(REQUEUE, 4, this.keys.job(id), this.keys.events(id), queue.lock, queue.wait, id, PREVIEW_FIELD, this.keys.eventsChannel)) as string | null;
+    return status === null ? null : JobStatus.parse(status);
   }
 
   /** Records a running job's progress and appends its progress event, in one transaction. */

@@ -5,7 +5,7 @@ import { publishCancel } from './cancel.ts';
 import { etaSeconds, jobShape, queueAhead, queueFullRetryAfterSeconds, remainingShape, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
 import type { JobQueue, QueueDepth } from './job-queue.ts';
-import { JobRecords, type JobRecord } from './job-records.ts';
+import { JobRecords, recordAsPlaced, type JobRecord, type Placement } from './job-records.ts';
 import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 import type { Keys } from './keys.ts';
 import { pingRedis } from './redis.ts';
@@ -86,21 +86,25 @@ export class RedisJobService implements JobService {
   }
 
   async snapshot(id: string): Promise<JobSnapshot | null> {
-    const record = await this.records.get(id);
-    if (!record) return null;
+    const read = await this.records.get(id);
+    if (!read) return null;
+    if (isFinished(read.status)) return { record: read, queuePosition: null, etaSeconds: null };
+    // Where the queue holds the job, whatever the record said: a worker may have taken it, or handed it
+    // back, since (recordAsPlaced). The wait list is read before the active list, on one connection,
+    // so a job that a worker takes meanwhile shows in one or the other.
+    const [standing, next, activeIds, throughput] = await Promise.all([this.queue.standing(id, ETA_SAMPLE), this.queue.next(ETA_SAMPLE), this.queue.activeIds(), this.throughput()]);
+    const placement: Placement = standing ? 'waiting' : activeIds.includes(id) ? 'active' : 'elsewhere';
+    // Queued but in neither list: canceled since the record was read, most likely.
+    const current = placement === 'elsewhere' && read.status === 'queued' ? await this.records.get(id) : read;
+    if (!current) return null;
+    const record = recordAsPlaced(current, placement);
     if (isFinished(record.status)) return { record, queuePosition: null, etaSeconds: null };
-    const [standing, next, activeIds, throughput] = await Promise.all([
-      record.status === 'queued' ? this.queue.standing(id, ETA_SAMPLE) : null,
-      record.status === 'running' ? this.queue.next(ETA_SAMPLE) : null,
-      this.queue.activeIds(),
-      this.throughput(),
-    ]);
     const queuePosition = standing?.position ?? null;
-    // A queued job the queue does not list as waiting (taken this instant, or delayed) has no estimate.
+    // A queued job the queue does not list (its add not landed yet) has no estimate.
     if (throughput === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
     const othersIds = activeIds.filter((active) => active !== id);
     const aheadIds = standing?.ahead ?? [];
-    const behindIds = standing?.behind ?? next ?? [];
+    const behindIds = standing?.behind ?? next;
     // The records of all three groups in one round trip (missing jobs are left out).
     const work = new Map((await this.records.workOf([...othersIds, ...aheadIds, ...behindIds])).map((job) => [job.id, job]));
     const workOf = (ids: readonly string[]) => ids.flatMap((jobId) => work.get(jobId) ?? []);

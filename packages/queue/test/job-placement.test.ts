@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ResolvedGeneration } from '@pixelflow/schemas';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, QUEUE_NAME, RedisJobService, type Keys, type QueuedJobData } from '../src/index.ts';
+
+// A job's status as the record and BullMQ's lists say it together, against the real Redis: a job
+// that a worker has taken but not yet started, or that went back to the wait list (its worker
+// stopped or died), reads as it stands in the queue, and its record is queued again with an event.
+// Workers here are BullMQ workers driven by hand (getNextJob, moveToWait), as ours take and hand back.
+
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const parameters: ResolvedGeneration = { class_label: 3, class_name: 'digit 3', num_images: 1, seed: 1, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler' };
+const request = { model: 'tiny', parameters };
+const progress = { stage: 1, stages: 4, step: 3, steps_total: 8, fraction: 3 / 8 };
+const preview = { stage: 0, resolution: 4, url: '/jobs/x/previews/0' };
+
+let redis: Redis;
+let bullConnection: Redis;
+let keys: Keys;
+let queue: JobQueue;
+let records: JobRecords;
+let events: JobEvents;
+let service: RedisJobService;
+let worker: Worker<QueuedJobData>;
+
+beforeAll(() => {
+  redis = connectRedis(REDIS_URL, 'client', 'job-placement-test');
+  bullConnection = connectRedis(REDIS_URL, 'worker', 'job-placement-test-bull');
+});
+
+afterAll(() => {
+  redis.disconnect();
+  bullConnection.disconnect();
+});
+
+afterEach(async () => {
+  await worker.close(true);
+  await queue.close();
+  const stale = await redis.keys(`${keys.prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+});
+
+/** Each test's own prefix (so that positions are its own), service and BullMQ worker. */
+function fresh(): void {
+  keys = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+  queue = new JobQueue(bullConnection, keys, () => undefined, redis);
+  records = new JobRecords(redis, keys);
+  events = new JobEvents(redis, keys);
+  service = new RedisJobService({ redis, keys, queue, retentionSeconds: 60 });
+  worker = new Worker<QueuedJobData>(QUEUE_NAME, null, { connection: bullConnection, prefix: keys.prefix, autorun: false });
+}
+
+async function submitted(): Promise<string> {
+  const submission = await service.submit(request, 10);
+  if (!submission.accepted) throw new Error('refused');
+  return submission.id;
+}
+
+/** Takes the next waiting job as a worker does: BullMQ moves it to its active list under `token`'s lock. */
+async function take(token: string): Promise<Job<QueuedJobData>> {
+  const job = (await worker.getNextJob(token, { block: false })) as Job<QueuedJobData> | undefined;
+  if (!job) throw new Error('no job waiting');
+  return job;
+}
+
+/** BullMQ's keys of job `id` that REQUEUE reads, as the worker names them. */
+function queueKeysOf(id: string): { lock: string; wait: string } {
+  return { lock: `${worker.toKey(id)}:lock`, wait: worker.keys.wait as string };
+}
+
+describe('a job between the record and the queue', () => {
+  it('reads as running once a worker has taken it, before its start is written, never queued without a place', async () => {
+    fresh();
+    const id = await submitted();
+    await take('taker');
+    // The record still says queued: the worker has not written its start yet.
+    expect((await records.get(id))?.status).toBe('queued');
+    const snapshot = await service.snapshot(id);
+    expect(snapshot).toMatchObject({ record: { status: 'running', startedAt: null, progress: null }, queuePosition: null });
+  });
+
+  it('reads as queued with its place, without the stopped attempt\'s progress, once handed back to the wait list', async () => {
+    fresh();
+    const first = await submitted();
+    const second = await submitted();
+    const job = await take('stopping');
+    expect(job.id).toBe(first);
+    await records.start(first, new Date());
+    await records.reportProgress(first, progress);
+    await records.addPreview(first, preview, { ...preview, stages: 4 });
+    await job.moveToWait('stopping');
+    // The record still says running, with what the stopped attempt reported.
+    expect(await records.get(first)).toMatchObject({ status: 'running', progress });
+
+    // Handed back to the end that workers take from: next again, ahead of the job queued after it.
+    expect(await service.snapshot(first)).toMatchObject({ record: { status: 'queued', progress: null, previews: [], startedAt: null, attempt: 1 }, queuePosition: 1 });
+    expect(await service.snapshot(second)).toMatchObject({ record: { status: 'queued' }, queuePosition: 2 });
+  });
+});
+
+describe('JobRecords.requeue', () => {
+  it('queues a running job again, once it waits and no worker holds it, with a queued event giving its place', async () => {
+    fresh();
+    const id = await submitted();
+    await submitted();
+    const job = await take('first');
+    await records.start(id, new Date());
+    await records.reportProgress(id, progress);
+    await records.addPreview(id, preview, { ...preview, stages: 4 });
+
+    // Still held by its worker: nothing changes.
+    expect(await records.requeue(id, queueKeysOf(id))).toBe('running');
+    expect((await events.read(id)).map((event) => event.name)).toEqual(['queued', 'progress', 'stage']);
+
+    await job.moveToWait('first');
+    expect(await records.requeue(id, queueKeysOf(id))).toBe('queued');
+    expect(await records.get(id)).toMatchObject({ status: 'queued', progress: null, previews: [], startedAt: null, attempt: 1 });
+    const last = (await events.read(id)).at(-1);
+    expect(last).toMatchObject({ name: 'queued', data: { position: 1 } });
+    // Once only: a queued record is left alone.
+    expect(await records.requeue(id, queueKeysOf(id))).toBe('queued');
+    expect((await events.read(id)).filter((event) => event.name === 'queued')).toHaveLength(2);
+
+    // Taken again and started before a late requeue (another worker's stalled check): the new attempt stands.
+    const again = await take('second');
+    expect(again.id).toBe(id);
+    expect((await records.start(id, new Date()))?.attempt).toBe(2);
+    expect(await records.requeue(id, queueKeysOf(id))).toBe('running');
+    expect((await records.get(id))?.status).toBe('running');
+  });
+
+  it('leaves a finished job, and a job gone, as they are', async () => {
+    fresh();
+    const id = await submitted();
+    const job = await take('worker');
+    await records.start(id, new Date());
+    await records.finish(id, { status: 'failed', error: { type: 'worker_error', message: 'test' } }, new Date(), 60);
+    await job.moveToWait('worker');
+    expect(await records.requeue(id, queueKeysOf(id))).toBe('failed');
+    expect((await events.read(id)).at(-1)?.name).toBe('failed');
+    expect(await records.requeue('nothing', queueKeysOf('nothing'))).toBeNull();
+  });
+});
