@@ -27,6 +27,12 @@ import type { JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 /** Seconds a queue-full answer asks a client to wait when no worker has measured throughput yet. */
 const UNMEASURED_RETRY_AFTER_SECONDS = 10;
 /**
+ * Seconds a queue-full answer adds for a worker to start when none is alive: nothing leaves the
+ * queue until one does, and a worker takes tens of seconds to start and load its model, so asking
+ * again sooner only finds the queue as full.
+ */
+export const NO_WORKER_RETRY_AFTER_SECONDS = 60;
+/**
  * Waiting jobs played forward one by one (the nearest ones ahead); jobs further ahead count with
  * all their work, as all of it is done before this one starts. Bounds a status request's arithmetic
  * however long the queue is (QUEUE_CAP is 1000 by default).
@@ -136,7 +142,45 @@ export function etaSeconds(inputs: EtaInputs): number {
   }
 }
 
-/** Retry-After for a full queue: about one job of this size, the time until a slot frees. */
+/** What a job queued now would find: the running jobs (what they still have to do) and the jobs waiting, all ahead of it. */
+export interface QueueNow {
+  running: readonly JobShape[];
+  waiting: QueueAhead;
+}
+
+/**
+ * Seconds until a job queued now would start: until every job ahead of it has started and a slot
+ * has freed for it (with one job at a time, until the queue has drained), played as etaSeconds plays
+ * a job's wait, for a job with no work of its own.
+ */
+export function queueWaitSeconds(queue: QueueNow, throughput: Throughput): number {
+  return etaSeconds({
+    own: { steps: 0, images: 0 },
+    running: false,
+    othersRunning: queue.running,
+    ahead: queue.waiting,
+    behind: [],
+    concurrency: throughput.concurrency,
+    secondsPerImageStep: throughput.secondsPerImageStep,
+  });
+}
+
+/**
+ * Retry-After for a full queue: the time the queue takes to drain far enough for a job queued now to
+ * start (queueWaitSeconds; null before any worker measured its throughput), since a client that comes
+ * back sooner finds it as full, or the other refused clients ahead of it; plus the time a worker takes
+ * to start when none is alive (`workersAlive`: workers that take jobs, loading or ready).
+ */
+export function retryAfterSecondsWhenFull({ waitSeconds, workersAlive }: { waitSeconds: number | null; workersAlive: number }): number {
+  const seconds = workersAlive === 0 ? NO_WORKER_RETRY_AFTER_SECONDS + (waitSeconds ?? 0) : (waitSeconds ?? UNMEASURED_RETRY_AFTER_SECONDS);
+  return Math.max(1, Math.ceil(seconds));
+}
+
+/**
+ * Seconds one job of this size takes alone, or UNMEASURED_RETRY_AFTER_SECONDS before any
+ * measurement: what the route tests' in-memory job service answers a full queue with. Not the
+ * service's Retry-After, which is the queue's (retryAfterSecondsWhenFull).
+ */
 export function queueFullRetryAfterSeconds(parameters: Pick<ResolvedGeneration, 'steps' | 'num_images'>, secondsPerImageStep: number | null): number {
   const perJob = secondsPerImageStep === null ? UNMEASURED_RETRY_AFTER_SECONDS : secondsPerImageStep * jobWork(parameters);
   return Math.max(1, Math.ceil(perJob));

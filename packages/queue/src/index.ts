@@ -4,8 +4,23 @@ export { JobRecords, type JobRecord, type NewJob } from './job-records.ts';
 export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';
 export { clearHeartbeat, liveWorkers, sendHeartbeat, WorkerHeartbeat } from './workers.ts';
-export { JobQueue, type QueueDepth, type QueuedJobData } from './job-queue.ts';
-export { etaSeconds, jobShape, jobWork, queueAhead, queueFullRetryAfterSeconds, remainingShape, type EtaInputs, type JobShape, type QueueAhead, type Throughput } from './eta.ts';
+export { JobQueue, type Admission, type QueueDepth, type QueuedJobData } from './job-queue.ts';
+export {
+  etaSeconds,
+  jobShape,
+  jobWork,
+  NO_WORKER_RETRY_AFTER_SECONDS,
+  queueAhead,
+  queueFullRetryAfterSeconds,
+  queueWaitSeconds,
+  remainingShape,
+  retryAfterSecondsWhenFull,
+  type EtaInputs,
+  type JobShape,
+  type QueueAhead,
+  type QueueNow,
+  type Throughput,
+} from './eta.ts';
 export type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 export { RedisJobService, type RedisJobServiceOptions } from './redis-job-service.ts';
 export { ThroughputRecord } from './throughput.ts';

@@ -3,9 +3,17 @@ import type { Redis } from 'ioredis';
 import { execReplies } from './job-events.ts';
 import { QUEUE_NAME, type Keys } from './keys.ts';
 
-// The BullMQ queue as the API sees it: put a job id in, ask where it stands,
-// count what waits. BullMQ carries only the id; everything else is in the
-// job's record (job-records.ts).
+// The BullMQ queue as the API sees it: admit a job id under the cap, put it in,
+// ask where it stands, count what waits. BullMQ carries only the id; everything
+// else is in the job's record (job-records.ts).
+//
+// Admission and BullMQ's add cannot be one script (BullMQ's add is a script of
+// its own), so a job admitted under the cap holds a place in `keys.admissions`
+// until its add lands. The count that admission checks is always derived, in
+// the same atomic step, from BullMQ's own lists plus the places of jobs not in
+// them yet: a job that ends, is canceled, fails, stalls or is handed back leaves
+// nothing to undo, and a place whose holder died before its add (an API that
+// crashed mid-request) lapses by itself after `reservationMs`.
 
 export interface QueuedJobData {
   id: string;
@@ -16,21 +24,76 @@ export interface QueueDepth {
   active: number;
 }
 
+/** Where a new job would stand: admitted (its place held) or not, and what was ahead of it. */
+export interface Admission extends QueueDepth {
+  admitted: boolean;
+}
+
 const LISTS = ['wait', 'paused', 'prioritized', 'delayed', 'active'] as const;
+
+/** How long an admitted job's place is held for its add to land (milliseconds a few round trips take, normally). */
+const DEFAULT_RESERVATION_MS = 60_000;
+
+// What counts against the cap, for every script here. KEYS[1..6]: BullMQ's wait, paused, prioritized,
+// delayed and active, and the admissions zset; ARGV[1]: BullMQ's job key prefix (its hash is prefix..id).
+// A held place whose job is in BullMQ already (its add landed, the place not yet let go) counts once, in
+// BullMQ's lists. Redis's clock decides lapses, so that several API replicas agree whatever their clocks.
+const COUNT = `
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local function count(now)
+  local waiting = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. string.format('%d', now), '+inf')) do
+    if redis.call('EXISTS', ARGV[1] .. id) == 0 then waiting = waiting + 1 end
+  end
+  return waiting, redis.call('LLEN', KEYS[5])
+end
+`;
+
+// Returns {waiting, active}.
+const DEPTH = `${COUNT}
+local waiting, active = count(now_ms())
+return { waiting, active }
+`;
+
+// ARGV[2]: the job id, ARGV[3]: the cap, ARGV[4]: how long its place is held (ms).
+// Returns {admitted (1 or 0), waiting, active}, the counts before this job.
+const ADMIT = `${COUNT}
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', string.format('%d', now))
+local waiting, active = count(now)
+if waiting + active >= tonumber(ARGV[3]) then return { 0, waiting, active } end
+redis.call('ZADD', KEYS[6], string.format('%d', now + tonumber(ARGV[4])), ARGV[2])
+return { 1, waiting, active }
+`;
 
 export class JobQueue {
   readonly queue: Queue<QueuedJobData>;
   private readonly reads: Redis;
   /** BullMQ's own names for the lists and sets read here. */
   private readonly lists: Record<(typeof LISTS)[number], string>;
+  /** The keys and first argument of every COUNT script: BullMQ's lists, the admissions, BullMQ's job key prefix. */
+  private readonly countKeys: string[];
+  private readonly jobKeyPrefix: string;
+  private readonly admissions: string;
+  private readonly reservationMs: number;
 
   /**
    * `connection` is BullMQ's (it retries forever); `reads`, for depth, standing and activeIds, should
    * be a fail-fast client connection (connectRedis 'client'), so that requests asking where jobs
    * stand fail at once while Redis is away instead of waiting for it. `onError` hears the queue's
-   * connection errors (BullMQ re-emits them; unheard, they would throw).
+   * connection errors (BullMQ re-emits them; unheard, they would throw). `reservationMs`: how long an
+   * admitted job's place is held for its add (admit) before it lapses.
    */
-  constructor(connection: Redis, keys: Keys, onError: (error: Error) => void = () => undefined, reads: Redis = connection) {
+  constructor(
+    connection: Redis,
+    keys: Keys,
+    onError: (error: Error) => void = () => undefined,
+    reads: Redis = connection,
+    { reservationMs = DEFAULT_RESERVATION_MS }: { reservationMs?: number } = {},
+  ) {
     this.queue = new Queue<QueuedJobData>(QUEUE_NAME, {
       connection,
       prefix: keys.prefix,
@@ -50,10 +113,38 @@ export class JobQueue {
         return [name, key];
       }),
     ) as JobQueue['lists'];
+    const jobKeyPrefix = named[''];
+    if (jobKeyPrefix === undefined) throw new Error("BullMQ has no job key prefix ('')");
+    this.jobKeyPrefix = jobKeyPrefix;
+    this.admissions = keys.admissions;
+    this.countKeys = [...LISTS.map((name) => this.lists[name]), this.admissions];
+    this.reservationMs = reservationMs;
   }
 
+  /**
+   * Admits `id` when fewer than `cap` jobs wait or run (places held for admitted jobs on their way in
+   * included), holding its place until add(id) or release(id); in one script, so that no interleaving
+   * of submissions, from any number of API processes, admits more than `cap`. The counts are those
+   * before this job.
+   */
+  async admit(id: string, cap: number): Promise<Admission> {
+    const reply = (await this.reads.eval(ADMIT, this.countKeys.length, ...this.countKeys, this.jobKeyPrefix, id, cap, this.reservationMs)) as [number, number, number];
+    const [admitted, waiting, active] = reply;
+    return { admitted: admitted === 1, waiting, active };
+  }
+
+  /** Puts the job in the queue (workers may take it at once), and lets go of the place admit() held for it. */
   async add(id: string): Promise<void> {
     await this.queue.add('generate', { id }, { jobId: id });
+    // Not waited for: the place no longer counts once its job is in BullMQ, so what the caller does next
+    // (answering with the job as queued) need not wait a round trip, in which a worker may take the job.
+    // One not let go (Redis away this instant) lapses after reservationMs.
+    void this.release(id).catch(() => undefined);
+  }
+
+  /** Lets go of the place admit() held for a job that will not be added. */
+  async release(id: string): Promise<void> {
+    await this.reads.zrem(this.admissions, id);
   }
 
   /** Removes a job that no worker has taken yet; false when it is running or gone. */
@@ -93,19 +184,24 @@ export class JobQueue {
     return (await this.reads.lrange(this.lists.wait, -limit, -1)).reverse();
   }
 
+  /** The ids of up to `limit` waiting jobs, the last queued first (those nearest a job queued now). */
+  async newest(limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    return this.reads.lrange(this.lists.wait, 0, limit - 1);
+  }
+
   /** Ids of the jobs workers are running. */
   async activeIds(): Promise<string[]> {
     return this.reads.lrange(this.lists.active, 0, -1);
   }
 
-  /** Jobs waiting (including delayed and prioritized ones) and running; what getJobCounts counts, on `reads`. */
+  /**
+   * Jobs waiting (including delayed and prioritized ones, and admitted ones on their way in) and running:
+   * what admit() counts against the cap, on `reads`.
+   */
   async depth(): Promise<QueueDepth> {
-    const keys = this.lists;
-    const replies = execReplies(
-      await this.reads.multi().llen(keys.wait).llen(keys.paused).zcard(keys.prioritized).zcard(keys.delayed).llen(keys.active).exec(),
-    ) as number[];
-    const [wait = 0, paused = 0, prioritized = 0, delayed = 0, active = 0] = replies;
-    return { waiting: wait + paused + prioritized + delayed, active };
+    const [waiting, active] = (await this.reads.eval(DEPTH, this.countKeys.length, ...this.countKeys, this.jobKeyPrefix)) as [number, number];
+    return { waiting, active };
   }
 
   async close(): Promise<void> {

@@ -17,10 +17,14 @@ export interface JobRequest {
   requestId?: string;
 }
 
-/** The answer to submit(): queued (with its place, 1 = next), or refused because the queue is full. */
+/**
+ * The answer to submit(): queued (with its place, 1 = next), or refused because the queue is full,
+ * with how long to wait before asking again and, where the service can tell, how many workers are
+ * alive to run the queue (a stopping one is not).
+ */
 export type Submission =
   | { accepted: true; id: string; position: number }
-  | { accepted: false; inQueue: number; retryAfterSeconds: number };
+  | { accepted: false; inQueue: number; retryAfterSeconds: number; workersAlive?: number };
 
 /** A job as a status request sees it: its record and what only the queue knows. */
 export interface JobSnapshot {
@@ -42,7 +46,10 @@ export type CancelOutcome =
   | { outcome: 'not-found' };
 
 export interface JobService {
-  /** Records and queues a job unless `queueCap` jobs are already waiting or running. */
+  /**
+   * Records and queues a job unless `queueCap` jobs are already waiting or running: atomically, so
+   * that concurrent submissions never take the queue past the cap.
+   */
   submit(request: JobRequest, queueCap: number): Promise<Submission>;
   /** The job with its queue position and ETA; null when there is no such job. */
   snapshot(id: string): Promise<JobSnapshot | null>;

@@ -22,6 +22,8 @@ export interface Keys {
   readonly workerPattern: string;
   /** Hash: measured sampler throughput, for ETAs. */
   readonly throughput: string;
+  /** Sorted set: jobs admitted under QUEUE_CAP that are not in BullMQ's lists yet, by when (ms) their place lapses. */
+  readonly admissions: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -36,5 +38,6 @@ export function keys(prefix: string): Keys {
     worker: (workerId) => `${prefix}:worker:${workerId}`,
     workerPattern: `${prefix}:worker:*`,
     throughput: `${prefix}:throughput`,
+    admissions: `${prefix}:admissions`,
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isFinished } from '@pixelflow/schemas';
 import { publishCancel } from './cancel.ts';
-import { etaSeconds, jobShape, queueAhead, queueFullRetryAfterSeconds, remainingShape, type Throughput } from './eta.ts';
+import { etaSeconds, jobShape, queueAhead, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
 import type { JobQueue, QueueDepth } from './job-queue.ts';
 import { JobRecords, recordAsPlaced, type JobRecord, type Placement } from './job-records.ts';
@@ -29,7 +29,8 @@ export interface RedisJobServiceOptions {
 
 /**
  * Jobs ahead whose size a status request reads for its ETA (beyond them it extrapolates), and jobs
- * behind it (or next, for a running job), which take the worker's slots that free before it ends.
+ * behind it (or next, for a running job), which take the worker's slots that free before it ends;
+ * likewise the last queued jobs a queue-full answer reads for its Retry-After.
  */
 const ETA_SAMPLE = 50;
 
@@ -60,29 +61,49 @@ export class RedisJobService implements JobService {
   }
 
   async submit(request: JobRequest, queueCap: number): Promise<Submission> {
-    // Read then add, not atomic: concurrent requests may overshoot the cap by a few, never lose a job.
-    const depth = await this.queue.depth();
-    const inQueue = depth.waiting + depth.active;
-    if (inQueue >= queueCap) {
-      return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, (await this.throughput())?.secondsPerImageStep ?? null) };
-    }
     const id = newJobId();
-    const position = depth.waiting + 1;
+    const admission = await this.queue.admit(id, queueCap);
+    if (!admission.admitted) return { accepted: false, inQueue: admission.waiting + admission.active, ...(await this.whenFull(request, admission)) };
+    const position = admission.waiting + 1;
     await this.enqueue(id, request, position);
     return { accepted: true, id, position };
   }
 
-  /** Record, 'queued' event, delivery; a job that could not be queued leaves nothing behind. */
+  /** Record, 'queued' event, delivery, for an admitted job; a job that could not be queued leaves nothing behind, its place included. */
   private async enqueue(id: string, request: JobRequest, position: number): Promise<void> {
-    await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }) });
     try {
+      await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }) });
       // The queued event goes first: once queued, a worker may report `started` at once.
       await this.jobEvents.append(id, 'queued', { position });
       await this.queue.add(id);
     } catch (error) {
-      await this.records.delete(id).catch(() => undefined);
+      await Promise.all([this.records.delete(id), this.queue.release(id)].map((undo) => undo.catch(() => undefined)));
       throw error;
     }
+  }
+
+  /**
+   * A refused job's Retry-After (eta.ts): the time a job queued now would wait, from the jobs running
+   * and waiting and the measured throughput, and whether a worker is alive to run them.
+   */
+  private async whenFull(request: JobRequest, depth: QueueDepth): Promise<{ retryAfterSeconds: number; workersAlive: number }> {
+    const [activeIds, newestIds, throughput, workers] = await Promise.all([this.queue.activeIds(), this.queue.newest(ETA_SAMPLE), this.throughput(), this.liveWorkers()]);
+    // A stopping worker takes no new jobs.
+    const workersAlive = workers.filter((worker) => worker.state !== 'stopping').length;
+    let waitSeconds: number | null = null;
+    if (throughput !== null) {
+      const work = new Map((await this.records.workOf([...activeIds, ...newestIds])).map((job) => [job.id, job]));
+      const workOf = (ids: readonly string[]) => ids.flatMap((jobId) => work.get(jobId) ?? []);
+      waitSeconds = queueWaitSeconds(
+        {
+          running: workOf(activeIds).map(remainingShape),
+          // All that waits is ahead of a job queued now; those not read count as the last queued on average.
+          waiting: queueAhead(depth.waiting, workOf(newestIds).map((job) => jobShape(job.parameters)), jobShape(request.parameters)),
+        },
+        throughput,
+      );
+    }
+    return { retryAfterSeconds: retryAfterSecondsWhenFull({ waitSeconds, workersAlive }), workersAlive };
   }
 
   async snapshot(id: string): Promise<JobSnapshot | null> {

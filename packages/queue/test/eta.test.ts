@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { etaSeconds, jobShape, jobWork, queueAhead, queueFullRetryAfterSeconds, remainingShape, type EtaInputs, type JobShape } from '../src/eta.ts';
+import {
+  etaSeconds,
+  jobShape,
+  jobWork,
+  NO_WORKER_RETRY_AFTER_SECONDS,
+  queueAhead,
+  queueFullRetryAfterSeconds,
+  queueWaitSeconds,
+  remainingShape,
+  retryAfterSecondsWhenFull,
+  type EtaInputs,
+  type JobShape,
+} from '../src/eta.ts';
 
 // The estimates by themselves: pure arithmetic over steps and images (work = steps x images).
 
@@ -95,7 +107,38 @@ describe('ETA with jobs running at once (continuous batching)', () => {
 });
 
 describe('Retry-After', () => {
-  it('for a full queue is one job of this size, at least 1 s, 10 s before any measurement', () => {
+  const perUnit = (secondsPerImageStep: number, concurrency = 1) => ({ secondsPerImageStep, concurrency });
+
+  it('waits for the queue ahead of a job queued now: every running and waiting job, one at a time', () => {
+    const waiting = queueAhead(3, [job(8), job(4, 2)], job(100));
+    // 5 steps left of the running job, then the three waiting ones: 8 and 4 x 2, and one not read,
+    // counted as the average of those (6 steps of 1.5 images).
+    expect(queueWaitSeconds({ running: [job(5)], waiting }, perUnit(1))).toBe(5 + 8 + 8 + 9);
+    expect(queueWaitSeconds({ running: [job(5)], waiting }, perUnit(0.5))).toBe((5 + 8 + 8 + 9) * 0.5);
+    expect(queueWaitSeconds({ running: [], waiting: queueAhead(0, [], job(100)) }, perUnit(1))).toBe(0);
+  });
+
+  it('starts a job queued now in the first slot that frees once every job ahead has started, with several at once', () => {
+    // Two slots. Running: 2 and 6 steps left; waiting: 3 steps then 4. Rounds cost the images in them:
+    // 2 rounds of 2 (the 2 ends, the 3 starts), 3 of 2 (the 3 ends, the 4 starts), 1 of 2 (the 6 ends): a slot is free.
+    const waiting = queueAhead(2, [job(4), job(3)], job(100));
+    expect(queueWaitSeconds({ running: [job(2), job(6)], waiting }, perUnit(1, 2))).toBe(2 * 2 + 3 * 2 + 1 * 2);
+    // With one slot, all of it: 2 + 6 + 3 + 4.
+    expect(queueWaitSeconds({ running: [job(2), job(6)], waiting }, perUnit(1, 1))).toBe(2 + 6 + 3 + 4);
+  });
+
+  it('is that wait, at least 1 s, or 10 s before any measurement, while a worker is alive', () => {
+    expect(retryAfterSecondsWhenFull({ waitSeconds: 39.2, workersAlive: 1 })).toBe(40);
+    expect(retryAfterSecondsWhenFull({ waitSeconds: 0, workersAlive: 2 })).toBe(1);
+    expect(retryAfterSecondsWhenFull({ waitSeconds: null, workersAlive: 1 })).toBe(10);
+  });
+
+  it('adds the time a worker takes to start when none is alive', () => {
+    expect(retryAfterSecondsWhenFull({ waitSeconds: null, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS);
+    expect(retryAfterSecondsWhenFull({ waitSeconds: 39.2, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS + 40);
+  });
+
+  it('of the in-memory job service is one job of this size, at least 1 s, 10 s before any measurement', () => {
     expect(queueFullRetryAfterSeconds(parameters, 0.26)).toBe(6);
     expect(queueFullRetryAfterSeconds(parameters, 0.001)).toBe(1);
     expect(queueFullRetryAfterSeconds(parameters, null)).toBe(10);

@@ -3,7 +3,19 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JobId, type ResolvedGeneration } from '@pixelflow/schemas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, JobQueue, JobRecords, keys as makeKeys, QUEUE_NAME, RedisJobService, sendHeartbeat, subscribeCancels, type Keys } from '../src/index.ts';
+import {
+  connectRedis,
+  JobQueue,
+  JobRecords,
+  keys as makeKeys,
+  NO_WORKER_RETRY_AFTER_SECONDS,
+  QUEUE_NAME,
+  RedisJobService,
+  sendHeartbeat,
+  subscribeCancels,
+  type Keys,
+  type WorkerHeartbeat,
+} from '../src/index.ts';
 
 // The job service against the real Redis on 127.0.0.1:6379 (REDIS_URL overrides). Each test has
 // a key prefix of its own, so queue depths and positions are its own; all are deleted afterwards.
@@ -33,8 +45,7 @@ afterAll(async () => {
 });
 
 /** A service (and the lower-level pieces a worker would use) under a prefix of its own. */
-function fresh(makeQueue = (keys: Keys) => new JobQueue(bullConnection, keys, () => undefined, redis)) {
-  const keys = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+function fresh(makeQueue = (keys: Keys) => new JobQueue(bullConnection, keys, () => undefined, redis), keys = makeKeys(`pftest-${randomBytes(4).toString('hex')}`)) {
   const queue = makeQueue(keys);
   opened.push({ keys, queue });
   return { keys, queue, records: new JobRecords(redis, keys), service: new RedisJobService({ redis, keys, queue, retentionSeconds: 60 }) };
@@ -55,6 +66,20 @@ function accepted<T extends { accepted: boolean }>(submission: T): Extract<T, { 
   return submission as Extract<T, { accepted: true }>;
 }
 
+function heartbeat(workerId: string, state: WorkerHeartbeat['state']): WorkerHeartbeat {
+  const now = new Date().toISOString();
+  return {
+    worker_id: workerId,
+    state,
+    model: { name: 'tiny', resolution: 32, stages: [4, 8, 16, 32], classes: 10, weights_sha256: 'c'.repeat(64) },
+    provider: 'cpu',
+    pid: process.pid,
+    hostname: 'here',
+    started_at: now,
+    sent_at: now,
+  };
+}
+
 describe('submitting', () => {
   it('records the job, appends its queued event with its place and queues it', async () => {
     const { service } = fresh();
@@ -68,14 +93,64 @@ describe('submitting', () => {
     expect(await service.snapshot(second.id)).toMatchObject({ queuePosition: 2, etaSeconds: null });
   });
 
-  it('refuses a job once the queue holds the cap, with a Retry-After from measured throughput', async () => {
-    const { service } = fresh();
+  it('refuses a job once the queue holds the cap, with a Retry-After of the queue’s wait, and says when no worker is alive', async () => {
+    const { keys, service } = fresh();
     accepted(await service.submit(request, 2));
     accepted(await service.submit(request, 2));
-    expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 10 });
+    expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: NO_WORKER_RETRY_AFTER_SECONDS, workersAlive: 0 });
+    await sendHeartbeat(redis, keys, heartbeat('w1', 'ready'), 5);
+    expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 10, workersAlive: 1 });
+    // The two jobs ahead, 8 units each, at 0.75 s a unit: 12 s, whatever the size of the job refused.
     await service.recordThroughput({ secondsPerImageStep: 0.75, concurrency: 1 });
-    expect(await service.submit(request, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 6 });
+    expect(await service.submit({ ...request, parameters: { ...parameters, num_images: 8 } }, 2)).toEqual({ accepted: false, inQueue: 2, retryAfterSeconds: 12, workersAlive: 1 });
     expect(await service.depth()).toEqual({ waiting: 2, active: 0 });
+  });
+
+  it('admits exactly the cap of many submissions at once, through several API processes', async () => {
+    const keys = makeKeys(`pftest-${randomBytes(4).toString('hex')}`);
+    // Two APIs on one Redis: connections of their own, one queue.
+    const api = (name: string) => {
+      const client = connectRedis(REDIS_URL, 'client', `job-service-test-${name}`);
+      const bull = connectRedis(REDIS_URL, 'worker', `job-service-test-${name}-bull`);
+      return { client, bull, ...fresh((k) => new JobQueue(bull, k, () => undefined, client), keys) };
+    };
+    const [one, two] = [api('api1'), api('api2')];
+    try {
+      for (let round = 0; round < 3; round++) {
+        const submissions = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? one : two).service.submit(request, 10)));
+        const admitted = submissions.filter((submission) => submission.accepted);
+        expect(admitted).toHaveLength(10);
+        expect(admitted.map((submission) => submission.position).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        for (const refused of submissions.filter((submission) => !submission.accepted)) expect(refused).toMatchObject({ inQueue: 10 });
+        expect(await one.service.depth()).toEqual({ waiting: 10, active: 0 });
+        for (const { id } of admitted) expect(await one.service.cancel(id)).toEqual({ outcome: 'canceled' });
+        expect(await two.service.depth()).toEqual({ waiting: 0, active: 0 });
+      }
+    } finally {
+      for (const api of [one, two]) {
+        api.client.disconnect();
+        api.bull.disconnect();
+      }
+    }
+  });
+
+  it('counts a job on its way in once, and lets the place of one whose submission died lapse', async () => {
+    const { keys, queue, service } = fresh((k) => new JobQueue(bullConnection, k, () => undefined, redis, { reservationMs: 1000 }));
+    // Admitted, its add not landed: it counts.
+    expect(await queue.admit('j-on-its-way', 2)).toEqual({ admitted: true, waiting: 0, active: 0 });
+    expect(await service.depth()).toEqual({ waiting: 1, active: 0 });
+    // Its add landed but the place was not let go (Redis away that instant): it counts once, in BullMQ's list.
+    await queue.queue.add('generate', { id: 'j-on-its-way' }, { jobId: 'j-on-its-way' });
+    expect(await redis.zscore(keys.admissions, 'j-on-its-way')).not.toBeNull();
+    expect(await service.depth()).toEqual({ waiting: 1, active: 0 });
+    // A submission that died between its admission and its add (an API that crashed) holds its place a while ...
+    expect(await queue.admit('j-crashed', 2)).toEqual({ admitted: true, waiting: 1, active: 0 });
+    expect(await service.submit(request, 2)).toMatchObject({ accepted: false, inQueue: 2 });
+    // ... and then no more: the queue admits again, and the lapsed places are gone.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await service.depth()).toEqual({ waiting: 1, active: 0 });
+    accepted(await service.submit(request, 2));
+    expect(await redis.zcard(keys.admissions)).toBe(0);
   });
 
   it('leaves no record behind when the job cannot be queued', async () => {
@@ -87,6 +162,9 @@ describe('submitting', () => {
     const { keys, service } = fresh((k) => new UnreachableQueue(bullConnection, k, () => undefined, redis));
     await expect(service.submit(request, 10)).rejects.toThrow('the queue is unreachable');
     expect(await redis.keys(`${keys.prefix}:job:*`)).toEqual([]);
+    // Nor a place under the cap.
+    expect(await redis.zcard(keys.admissions)).toBe(0);
+    expect(await service.depth()).toEqual({ waiting: 0, active: 0 });
   });
 });
 
@@ -147,18 +225,9 @@ describe('health', () => {
     await service.ping(1000);
     expect(service.connected()).toBe(true);
     expect(await service.liveWorkers()).toEqual([]);
-    const heartbeat = {
-      worker_id: 'w1',
-      state: 'ready' as const,
-      model: { name: 'tiny', resolution: 32, stages: [4, 8, 16, 32], classes: 10, weights_sha256: 'c'.repeat(64) },
-      provider: 'cpu',
-      pid: process.pid,
-      hostname: 'here',
-      started_at: new Date().toISOString(),
-      sent_at: new Date().toISOString(),
-    };
-    await sendHeartbeat(redis, keys, heartbeat, 5);
-    expect(await service.liveWorkers()).toEqual([heartbeat]);
+    const ready = heartbeat('w1', 'ready');
+    await sendHeartbeat(redis, keys, ready, 5);
+    expect(await service.liveWorkers()).toEqual([ready]);
   });
 
   it('says it is not connected, and a ping fails, while Redis is away', async () => {

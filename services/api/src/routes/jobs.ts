@@ -67,7 +67,8 @@ export function jobRoutes(ctx: ApiContext) {
         }
         const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
         if (!submission.accepted) {
-          const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})`;
+          const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
+          const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
           return sendProblem(reply, problem('queue-full', detail, { instance: '/jobs' }), { 'retry-after': String(submission.retryAfterSeconds) });
         }
         const { id } = submission;
