@@ -114,7 +114,7 @@ describe('without Redis', () => {
       expect((await fetch(`${down.url}/healthz`)).status).toBe(200);
       const ready = await fetch(`${down.url}/readyz`);
       expect(ready.status).toBe(503);
-      expect(((await ready.json()) as { detail: string }).detail).toMatch(/^Redis is unreachable/);
+      expect(((await ready.json()) as { detail: string }).detail).toMatch(/^the job store \(Redis\) is unreachable/);
       const post = await postJob(down.url, { class: 1 });
       expect(post.status).toBe(503);
       expect(post.headers.get('retry-after')).toBe('5');

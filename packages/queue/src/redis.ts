@@ -1,10 +1,21 @@
 import { Redis } from 'ioredis';
 
 // Connections by role. BullMQ workers and blocking readers must retry forever
-// (maxRetriesPerRequest: null, BullMQ insists); request-serving clients fail
-// fast so that an API without Redis answers 503 instead of hanging.
+// (maxRetriesPerRequest: null, BullMQ insists) and wait as long as a blocking
+// command blocks; request-serving clients fail fast so that an API without
+// Redis answers 503 instead of hanging.
 
 export type RedisRole = 'client' | 'subscriber' | 'worker';
+
+/**
+ * How long a request-serving connection waits for Redis to say anything while commands are waiting
+ * for it. A Redis that is hung, or cut off without the socket closing, never answers and never
+ * closes, and its commands would wait for ever. Past this the connection is dropped: what waits on it
+ * is rejected (a 503), and it is not ready again until Redis answers a new connection, so requests
+ * meanwhile fail at once. Redis answers in well under a millisecond; a Redis silent this long
+ * serves no request anyway.
+ */
+export const CLIENT_SILENCE_LIMIT_MS = 500;
 
 /**
  * A connection for `role`. Connection errors go to `onError` (log them); without a listener
@@ -13,7 +24,15 @@ export type RedisRole = 'client' | 'subscriber' | 'worker';
 export function connectRedis(url: string, role: RedisRole, name: string, onError: (error: Error) => void = () => undefined): Redis {
   const redis =
     role === 'client'
-      ? new Redis(url, { connectionName: name, maxRetriesPerRequest: 1, connectTimeout: 2000 })
+      ? new Redis(url, {
+          connectionName: name,
+          // A command is rejected at the first failed connection (a refused, timed-out or dropped
+          // one) rather than sent again after a later one: its request has answered 503 by then,
+          // and a write Redis may already have applied is not repeated.
+          maxRetriesPerRequest: 0,
+          connectTimeout: 2000,
+          socketTimeout: CLIENT_SILENCE_LIMIT_MS,
+        })
       : new Redis(url, { connectionName: name, maxRetriesPerRequest: null });
   let lastReported = 0;
   redis.on('error', (error: Error) => {

@@ -68,7 +68,7 @@ describe('GET /readyz', () => {
     infrastructure.jobs.reachable = false;
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
-    expect(response.json<{ detail: string }>().detail).toMatch(/^Redis is unreachable/);
+    expect(response.json<{ detail: string }>().detail).toMatch(/^the job store \(Redis\) is unreachable/);
   });
 });
 

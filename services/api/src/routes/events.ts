@@ -134,7 +134,9 @@ export function eventRoutes(ctx: ApiContext) {
         };
         // One read at a time, in order; a wake-up during a read runs one more.
         const pump = (): void => {
-          if (closed) return;
+          // While Redis is away a read would only fail (and log) each beat: the heartbeats keep the
+          // client, and the first beat after Redis is back reads what came meanwhile.
+          if (closed || !app.jobs.connected()) return;
           if (pumping) {
             again = true;
             return;

@@ -1,14 +1,24 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { JobId } from '@pixelflow/schemas';
 import { jobNotFound, sendProblem, sendRedisUnavailable } from '../problems.ts';
+
+/**
+ * An onRequest hook for routes that need Redis: while the job store's connection is down they
+ * answer 503 with Retry-After at once instead of waiting for it (a command would wait for the next
+ * reconnection attempt, seconds apart during an outage, and BullMQ's connection for good). Health,
+ * docs, metrics and unknown routes do not take it: they answer without Redis.
+ */
+export function requireRedis(app: FastifyInstance): onRequestAsyncHookHandler {
+  return async (request, reply) => {
+    if (!app.jobs.connected()) return sendRedisUnavailable(reply, request.url);
+  };
+}
 
 /**
  * For the routes of a job plugin (Fastify encapsulation keeps it to them): an `:id` that POST
  * /jobs cannot have issued is answered 404 like any other unknown job, before its schema would
  * call it a 400 and before it reaches a Redis key (`<id>:events` is the job's event stream). A
- * client holding a stale or mistyped id gets the same answer either way.
- * While Redis is away they answer 503 at once instead of waiting for it (the BullMQ connection
- * would wait forever); health, docs, metrics and unknown routes are not concerned.
+ * client holding a stale or mistyped id gets the same answer either way. Then requireRedis.
  */
 export function guardJobRoutes(app: FastifyInstance): void {
   app.addHook('onRequest', async (request, reply) => {
@@ -16,6 +26,6 @@ export function guardJobRoutes(app: FastifyInstance): void {
     if (id !== undefined && !JobId.safeParse(id).success) {
       return sendProblem(reply, jobNotFound(id, request.url.split('?')[0]));
     }
-    if (!app.jobs.connected()) return sendRedisUnavailable(reply, request.url);
   });
+  app.addHook('onRequest', requireRedis(app));
 }

@@ -5,7 +5,8 @@ import { ClassList, ModelList, Readiness } from '@pixelflow/schemas';
 import { z } from 'zod';
 import type { ApiContext } from '../context.ts';
 import { json, problems, text } from '../openapi/responses.ts';
-import { problem, PROBLEMS, problemType, sendProblem, type ProblemKind } from '../problems.ts';
+import { problem, PROBLEMS, problemType, sendProblem, sendRedisUnavailable, type ProblemKind } from '../problems.ts';
+import { requireRedis } from './job-guard.ts';
 
 // The model, health, readiness, metrics and the problem types' explanations.
 
@@ -35,7 +36,7 @@ export function opsRoutes(ctx: ApiContext) {
     };
     const classList = { classes: m.classes.names.map((name, index) => ({ index, name })) };
 
-    api.get('/models', { schema: { operationId: 'listModels', summary: 'The model this service runs', tags: ['models'], response: { 200: json(ModelList, 'The model, with its state'), ...problems('service-unavailable') } } }, async () => {
+    api.get('/models', { onRequest: requireRedis(app), schema: { operationId: 'listModels', summary: 'The model this service runs', tags: ['models'], response: { 200: json(ModelList, 'The model, with its state'), ...problems('service-unavailable') } } }, async () => {
       const workers = await servingWorkers(app.jobs, ctx);
       const ready = workers.filter((w) => w.state === 'ready');
       const status = ready.length > 0 ? ('ready' as const) : workers.some((w) => w.state === 'loading') ? ('loading' as const) : ('unavailable' as const);
@@ -57,6 +58,7 @@ export function opsRoutes(ctx: ApiContext) {
     api.get(
       '/readyz',
       {
+        onRequest: requireRedis(app),
         schema: {
           operationId: 'getReadiness',
           summary: 'Readiness: Redis answers and a worker has the model loaded',
@@ -65,11 +67,14 @@ export function opsRoutes(ctx: ApiContext) {
           response: { 200: json(Readiness, 'Ready: Redis answers and a worker has the model loaded'), ...problems('service-unavailable') },
         },
       },
-      async (_request, reply) => {
+      async (request, reply) => {
         try {
           await app.jobs.ping(1000);
         } catch (error) {
-          return sendProblem(reply, problem('service-unavailable', `Redis is unreachable: ${(error as Error).message}`, { instance: '/readyz' }), { 'retry-after': '5' });
+          // The client hears what is wrong in the API's words; ioredis's own text (addresses,
+          // option names) is for the operator's log.
+          request.log.warn({ err: error }, 'readiness: Redis did not answer PING');
+          return sendRedisUnavailable(reply, request.url);
         }
         const workers = await servingWorkers(app.jobs, ctx);
         const ready = workers.filter((w) => w.state === 'ready');
