@@ -118,3 +118,37 @@ describe.each(OUTAGES)('with Redis %s', (kind, outage) => {
     }
   });
 });
+
+describe('an event stream open while Redis is frozen', () => {
+  it('keeps its client with heartbeats and, once Redis is back, follows the job again to its end', { timeout: 60_000 }, async () => {
+    const redis = await startPrivateRedis();
+    const service = await startService({ env: { REDIS_URL: redis.url } });
+    try {
+      const { id } = (await (await postJob(service.url, { class: 1 })).json()) as { id: string };
+      const response = await fetch(`${service.url}/jobs/${id}/events`, { signal: AbortSignal.timeout(30_000) });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const heartbeats = (): number => (text.match(/^: heartbeat$/gm) ?? []).length;
+      const readUntil = async (done: () => boolean): Promise<void> => {
+        while (!done()) {
+          const chunk = await reader.read();
+          expect(chunk.done, 'the stream ended early').toBe(false);
+          text += decoder.decode(chunk.value, { stream: true });
+        }
+      };
+      await readUntil(() => text.includes('event: queued'));
+      redis.freeze();
+      // Through the outage, well past the connection's silence limit (SSE_HEARTBEAT_MS is 200 ms here).
+      const before = heartbeats();
+      await readUntil(() => heartbeats() >= before + 8);
+      redis.thaw();
+      await expect.poll(async () => (await fetch(`${service.url}/jobs/${id}`, { method: 'DELETE' })).status, { timeout: 15_000, interval: 200 }).toBe(200);
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true });
+      expect([...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual(['queued', 'canceled']);
+    } finally {
+      await service.stop().catch(() => undefined);
+      await redis.kill();
+    }
+  });
+});
