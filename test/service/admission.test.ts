@@ -80,8 +80,8 @@ describe('QUEUE_CAP under concurrent submissions', () => {
     await s.startWorker();
     for (const id of ids) await waitForStatus(s.url, id, ['succeeded']);
     await expect.poll(() => depth(s), { timeout: 10_000, interval: 50 }).toBe(0);
-    // The worker runs what is accepted now, so more than 4 may be accepted over time: but never
-    // more than 4 at once beyond what ended meanwhile, and at least the 4 places that freed.
+    // With the worker stopped (so that nothing ends meanwhile), the places of the 4 that ended are
+    // all free again, and no more than those.
     await s.worker?.stop();
     s.worker = null;
     const second = await postConcurrently(s.url, 12);

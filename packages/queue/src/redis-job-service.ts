@@ -48,6 +48,8 @@ export class RedisJobService implements JobService {
   private readonly throughputRecord: ThroughputRecord;
   private readonly retentionSeconds: number;
   private readonly now: () => Date;
+  /** The heartbeat read in flight, which calls meanwhile share (see liveWorkers). */
+  private workersRead: Promise<WorkerHeartbeat[]> | null = null;
 
   constructor(options: RedisJobServiceOptions) {
     this.redis = options.redis;
@@ -191,6 +193,11 @@ export class RedisJobService implements JobService {
   }
 
   async liveWorkers(): Promise<WorkerHeartbeat[]> {
-    return liveWorkers(this.redis, this.keys);
+    // Heartbeats are found by SCAN, round trips in proportion to all the keys in Redis: the refusals of
+    // a full queue (and readiness probes) that arrive together share one read instead of one each.
+    this.workersRead ??= liveWorkers(this.redis, this.keys).finally(() => {
+      this.workersRead = null;
+    });
+    return this.workersRead;
   }
 }

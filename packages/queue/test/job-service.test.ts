@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { JobId, type ResolvedGeneration } from '@pixelflow/schemas';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   connectRedis,
   JobQueue,
@@ -228,6 +228,24 @@ describe('health', () => {
     const ready = heartbeat('w1', 'ready');
     await sendHeartbeat(redis, keys, ready, 5);
     expect(await service.liveWorkers()).toEqual([ready]);
+  });
+
+  it('reads the heartbeats once for the callers that ask at the same time (a full queue’s refusals)', async () => {
+    const { keys, service } = fresh();
+    await sendHeartbeat(redis, keys, heartbeat('w1', 'ready'), 5);
+    const scan = vi.spyOn(redis, 'scan');
+    // Every read of the heartbeats starts a SCAN at cursor 0 (it takes as many calls as Redis has keys).
+    const reads = () => scan.mock.calls.filter(([cursor]) => String(cursor) === '0').length;
+    try {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => service.liveWorkers()));
+      expect(answers.map((workers) => workers.map((worker) => worker.worker_id))).toEqual(answers.map(() => ['w1']));
+      expect(reads()).toBe(1);
+      // Once answered, the next caller reads afresh.
+      await service.liveWorkers();
+      expect(reads()).toBe(2);
+    } finally {
+      scan.mockRestore();
+    }
   });
 
   it('says it is not connected, and a ping fails, while Redis is away', async () => {
