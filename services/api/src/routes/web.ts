@@ -56,7 +56,8 @@ export function webRoutes(ctx: ApiContext) {
 
     api.get('/', { schema: { hide: true } }, async (request, reply) => {
       const index = page?.get('index.html');
-      if (!index) return sendProblem(reply, problem('service-unavailable', `the web page is not built in ${ctx.config.WEB_DIR}: run \`pnpm build:web\` and restart the API (pnpm start does both)`, { instance: '/' }));
+      // The folder is the operator's business (the warning above names it), not the caller's.
+      if (!index) return sendProblem(reply, problem('service-unavailable', 'the web page is not built; run `pnpm build:web` and restart the API (pnpm start does both)', { instance: '/' }));
       reply.header('content-security-policy', CSP).header('referrer-policy', 'same-origin');
       return send(reply, index, request.headers['if-none-match'], 'no-cache');
     });
