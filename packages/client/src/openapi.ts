@@ -422,7 +422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Queue full or Service unavailable. /problems/queue-full (Queue full): The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Queue full or Service unavailable. /problems/queue-full (Queue full): The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -477,7 +477,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -552,7 +552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -631,7 +631,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -710,7 +710,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -781,7 +781,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -825,7 +825,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -941,7 +941,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable or no worker has its model loaded; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -6,8 +6,8 @@ import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
 import { registerCors } from './cors.ts';
 import type { ApiContext } from './context.ts';
-import { registerErrorHandlers } from './errors.ts';
-import { problemKindOf } from './problems.ts';
+import { answerFrameworkError, clientErrorHandler, registerErrorHandlers } from './errors.ts';
+import { problem, problemKindOf, sendProblem } from './problems.ts';
 import { ProbesAtDebug } from './request-logs.ts';
 import { decorateInfrastructure, type ApiInfrastructure } from './infrastructure.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -57,15 +57,22 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
     requestIdHeader: false,
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     logController: new ProbesAtDebug(),
+    ...connectionOptions(config),
+    // Refusals Fastify and Node would otherwise send as their own JSON (errors.ts).
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: clientErrorHandler(config),
+    return503OnClosing: false, // the closing hook below answers instead
   });
+  app.server.maxConnections = config.MAX_CONNECTIONS;
+  warnOfDroppedConnections(app, config.MAX_CONNECTIONS);
   decorateInfrastructure(app, infrastructure);
   const ctx: ApiContext = { config, manifest, metrics: new ApiMetrics(infrastructure.jobs), streams: new Set() };
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Bodies are JSON only; anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
-  registerErrorHandlers(app);
   addLifecycleHooks(app, ctx);
+  registerErrorHandlers(app);
   await registerCors(app, config.CORS_ORIGINS);
   await registerOpenApi(app, manifest);
   await app.register(jobRoutes(ctx));
@@ -73,6 +80,43 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   await app.register(opsRoutes(ctx));
   await app.register(webRoutes(ctx));
   return app;
+}
+
+/**
+ * How long a client may take and how many connections the server holds. Only the request is timed
+ * (Node stops timing it once its body has arrived), so an event stream that stays open for the
+ * length of a job is not cut. Node checks its connections every `connectionsCheckingInterval`
+ * (30 s unless set), which would let a stalled request live half a minute past its limit.
+ * A per-client cap is left to the proxy in front (deploy/README.md): behind it, every client has
+ * the proxy's address, and X-Forwarded-For is only as trustworthy as that proxy.
+ */
+function connectionOptions(config: ApiConfig) {
+  return {
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    // The router's limit on one path segment, stated here because errors.ts reports it.
+    routerOptions: { maxParamLength: 100 },
+    http: {
+      requestTimeout: config.REQUEST_TIMEOUT_MS,
+      headersTimeout: config.HEADERS_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(1000, Math.floor(config.HEADERS_TIMEOUT_MS / 4)),
+      // Node would answer a missing Host with an empty 400; errors.ts answers it as a problem.
+      requireHostHeader: false,
+    },
+  };
+}
+
+/** Connections over MAX_CONNECTIONS are dropped by Node before a byte is read: say so, at most once a minute. */
+function warnOfDroppedConnections(app: FastifyInstance, limit: number): void {
+  let dropped = 0;
+  let warnedAt = -Infinity;
+  app.server.on('drop', () => {
+    dropped += 1;
+    if (performance.now() - warnedAt < 60_000) return;
+    app.log.warn({ dropped, max_connections: limit }, 'dropped connections over MAX_CONNECTIONS');
+    warnedAt = performance.now();
+    dropped = 0;
+  });
 }
 
 /** What a client may choose as its request id: up to 128 of letters, digits and . _ : - (UUIDs, trace ids). */
@@ -83,8 +127,13 @@ function requestIdOf(header: string | string[] | undefined): string {
 }
 
 function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
+  let closing = false;
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // A request that reaches a closing server (on a connection already open) is not started.
+    if (closing) {
+      return sendProblem(reply, problem('service-unavailable', 'the API is shutting down; retry shortly', { instance: request.url }), { 'retry-after': '1', connection: 'close' });
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -98,6 +147,7 @@ function addLifecycleHooks(app: FastifyInstance, ctx: ApiContext): void {
   });
   // Open SSE streams would keep close() waiting forever; end them first.
   app.addHook('preClose', async () => {
+    closing = true;
     for (const close of [...ctx.streams]) close();
   });
 }

@@ -38,6 +38,23 @@ export const ApiEnv = CommonEnv.extend({
   WEB_DIR: z.string().min(1).default(WEB_DIST_DIR),
   /** Origins whose pages may call the API (`*`: any); unset, browsers allow only the API's own origin. */
   CORS_ORIGINS: CorsOrigins.default([]),
+  /**
+   * How long a request may take to arrive, headers and body: a client that stalls or trickles is
+   * answered 408 and cut. Only the request counts: a response that streams (GET /jobs/{id}/events)
+   * is not limited.
+   */
+  REQUEST_TIMEOUT_MS: intVar(1000, 600_000, 30_000),
+  /** How long the request line and headers may take; at most REQUEST_TIMEOUT_MS. */
+  HEADERS_TIMEOUT_MS: intVar(1000, 600_000, 10_000),
+  /** How long an idle kept-alive connection stays open; above a proxy's idle timeout, so that the proxy closes first. */
+  KEEP_ALIVE_TIMEOUT_MS: intVar(1000, 600_000, 72_000),
+  /** Open connections (event streams included) beyond which new ones are dropped unanswered. */
+  MAX_CONNECTIONS: intVar(1, 1_000_000, 4096),
+}).check((ctx) => {
+  const { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } = ctx.value;
+  if (HEADERS_TIMEOUT_MS > REQUEST_TIMEOUT_MS) {
+    ctx.issues.push({ code: 'custom', input: HEADERS_TIMEOUT_MS, path: ['HEADERS_TIMEOUT_MS'], message: `must not exceed REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS})` });
+  }
 });
 
 export type ApiConfig = z.output<typeof ApiEnv>;

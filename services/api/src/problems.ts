@@ -7,13 +7,25 @@ import type { Problem } from '@pixelflow/schemas';
 
 export const PROBLEMS = {
   validation: { status: 400, title: 'Invalid request', about: 'The request body, a path parameter or a query parameter breaks a rule; `errors` lists each failing field.' },
+  'malformed-request': {
+    status: 400,
+    title: 'Malformed request',
+    about: 'The request is not well-formed HTTP/1.1 (e.g. a line ended by a bare LF, a control character in a header, both Content-Length and Transfer-Encoding, two Content-Length headers, no Host header) or its path is not percent-encoded UTF-8. The server closes the connection after a request it could not parse.',
+  },
+  'uri-too-long': { status: 414, title: 'URI too long', about: 'A segment of the path is longer than the router accepts (`detail` says how long it may be), e.g. a job id far longer than the ids POST /jobs issues.' },
+  'headers-too-large': { status: 431, title: 'Request headers too large', about: 'The request line and headers together exceed the server’s limit (`detail` says it); the connection is closed.' },
+  'request-timeout': {
+    status: 408,
+    title: 'Request timeout',
+    about: 'The request did not arrive in time: its headers took longer than HEADERS_TIMEOUT_MS, or the whole request (headers and body) longer than REQUEST_TIMEOUT_MS. The connection is closed; send the request again at a steady pace.',
+  },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Request bodies must be application/json.' },
   'body-too-large': { status: 413, title: 'Request body too large', about: 'The body exceeds the configured BODY_LIMIT_BYTES.' },
-  'client-error': { status: 400, title: 'Request refused', about: 'The request cannot be served as sent, e.g. a Range past the end of a file or a failed precondition; `status` is the HTTP status (4xx) and `detail` says why.' },
+  'client-error': { status: 400, title: 'Request refused', about: 'The request cannot be served as sent, e.g. a Range past the end of a file, a failed precondition or an Expect header other than 100-continue (417); `status` is the HTTP status (4xx) and `detail` says why.' },
   'not-found': { status: 404, title: 'Not found', about: 'No such route, job, image or preview (jobs and their files expire after the retention period).' },
   'job-finished': { status: 409, title: 'Job already finished', about: 'A job that succeeded, failed or was canceled cannot be canceled.' },
   'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
-  'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis is unreachable or no worker has its model loaded; retry later.' },
+  'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later.' },
   internal: { status: 500, title: 'Internal error', about: 'Something failed on our side; the log has the details under the request id.' },
 } as const;
 
