@@ -1,6 +1,6 @@
 import { WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_NAME, type Keys, type QueuedJobData } from '@pixelflow/queue';
+import { QUEUE_NAME, type JobRecords, type Keys, type QueuedJobData } from '@pixelflow/queue';
 import type { Logger } from 'pino';
 import { EndingNotWritten, type JobEnder } from './job-ending.ts';
 import { ABORT_CANCELED, ABORT_LOCK_LOST, ABORT_SHUTDOWN, errorLine, type EndingTimes, type JobEnding, type JobOutcome } from './job-outcome.ts';
@@ -11,13 +11,23 @@ import type { ThroughputMeter } from './throughput-meter.ts';
 // refuses it); a job stopped by shutdown goes back to the queue; a job whose
 // lock was lost is left to BullMQ's stalled-job check, which returns it to the
 // queue (its new owner, if any, must not see this worker write to it). A job
-// whose ending could not be written by then is treated the same way.
+// whose ending could not be written by then is treated the same way. A job back
+// in the queue either way has its record queued again (JobRecords.requeue), so
+// that neither its status nor its event stream says it runs while no worker has it.
 
 export type RunJob = (jobId: string, signal: AbortSignal, log: Logger) => Promise<JobOutcome>;
+
+/**
+ * Times BullMQ's stalled check may return a job to the queue (its worker died or lost the lock)
+ * before the next worker to take it fails it instead: a job whose worker died is run once more.
+ */
+export const MAX_STALLED_COUNT = 2;
 
 export interface JobProcessorOptions {
   connection: Redis;
   keys: Keys;
+  /** Where a job handed back, or returned by the stalled check, is queued again. */
+  records: Pick<JobRecords, 'requeue'>;
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
@@ -39,6 +49,8 @@ export class JobProcessor {
   private readonly shutdown = new AbortController();
   private readonly options: JobProcessorOptions;
   private readonly bull: Worker<QueuedJobData>;
+  /** BullMQ's wait list, where a job handed back or returned by the stalled check waits. */
+  private readonly waitKey: string;
 
   constructor(options: JobProcessorOptions) {
     this.options = options;
@@ -49,9 +61,11 @@ export class JobProcessor {
       autorun: false,
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
-      // A job whose worker died is retried once more before BullMQ gives up on it.
-      maxStalledCount: 2,
+      maxStalledCount: MAX_STALLED_COUNT,
     });
+    const waitKey = this.bull.keys.wait;
+    if (waitKey === undefined) throw new Error("BullMQ has no 'wait' key");
+    this.waitKey = waitKey;
     const { log, ender } = options;
     // BullMQ fails a job for reasons outside the processor too (one that stalled more than
     // maxStalledCount times); its record, left running, would then never end nor expire. A job
@@ -63,6 +77,11 @@ export class JobProcessor {
       ender.end(job.data.id, ending, this.shutdown.signal, unwritten?.times ?? {}).catch((endError: unknown) =>
         log.error({ err: endError, job_id: job.data.id, status: ending.status }, 'could not record the ending of a job BullMQ failed'),
       );
+    });
+    // This worker's stalled check returned the job to the wait list: its worker died or lost the lock.
+    this.bull.on('stalled', (jobId) => {
+      log.warn({ job_id: jobId }, 'a job whose worker died or lost its lock is back in the queue');
+      void this.requeue(jobId, log);
     });
     this.bull.on('error', (error) => log.error({ err: error }, 'queue error'));
     this.bull.on('lockRenewalFailed', (ids) => {
@@ -186,6 +205,22 @@ export class JobProcessor {
     } catch (error) {
       throw unwritten ?? error;
     }
+    await this.requeue(job.data.id, this.options.log.child({ job_id: job.data.id }));
     throw new WaitingError();
+  }
+
+  /**
+   * Queues the record of a job back in the wait list again, unless a worker has taken it since. A
+   * write that fails is logged: status requests still read the job as queued (they see where it
+   * waits), and the record is rewritten when a worker starts it again.
+   */
+  private async requeue(jobId: string, log: Logger): Promise<void> {
+    try {
+      // BullMQ's lock of a job is the key `<job key>:lock` (its stalled check reads the same).
+      const status = await this.options.records.requeue(jobId, { lock: `${this.bull.toKey(jobId)}:lock`, wait: this.waitKey });
+      if (status === 'queued') log.info('job queued again');
+    } catch (error) {
+      log.warn({ err: error }, 'could not record that the job is queued again');
+    }
   }
 }

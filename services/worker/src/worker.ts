@@ -100,6 +100,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     const jobs = new JobProcessor({
       connection: redis,
       keys,
+      records,
       concurrency: config.MAX_CONCURRENT_JOBS,
       lockDurationMs: config.LOCK_DURATION_MS,
       stalledIntervalMs: config.STALLED_INTERVAL_MS,
