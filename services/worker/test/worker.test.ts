@@ -1,16 +1,19 @@
 import { createHash } from 'node:crypto';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { liveWorkers, publishCancel, type JobEvents, type JobQueue, type JobRecords, type Keys } from '@pixelflow/queue';
+import { connectRedis, liveWorkers, publishCancel, QUEUE_NAME, type JobEvents, type JobQueue, type JobRecords, type Keys, type QueuedJobData } from '@pixelflow/queue';
 import { LocalResultStore, resultKey } from '@pixelflow/results';
 import { readPngText } from '@pixelflow/formats';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_STALLED_COUNT } from '../src/job-processor.ts';
 import type { RunningWorker } from '../src/worker.ts';
-import { openWorkerHarness, type WorkerHarness } from './support/worker-harness.ts';
+import { openWorkerHarness, REDIS_URL, type WorkerHarness } from './support/worker-harness.ts';
 
 // The worker in this process against the real Redis and the committed tiny model: jobs put on the
 // queue the way the API puts them run to their images, report progress and previews, and stop
 // when canceled. A lock shorter than the long job proves the lock is renewed while it computes.
+// Each test has a key prefix, results folder and worker of its own, so that any one runs alone.
 
 const LOCK_MS = 1000;
 const STALLED_MS = 500;
@@ -22,39 +25,71 @@ let records: JobRecords;
 let events: JobEvents;
 let queue: JobQueue;
 let results: string;
-let worker: RunningWorker;
 
 function parameters(overrides: Partial<ResolvedGeneration> = {}): ResolvedGeneration {
   return { class_label: 3, class_name: 'class 3', num_images: 2, seed: 11, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler', ...overrides };
 }
 
+/** The largest job there is: 8 images x 4 stages x 100 steps, CFG. */
+const LONG = parameters({ num_images: 8, steps: [100, 100, 100, 100] });
+
 function submit(id: string, p: ResolvedGeneration): Promise<void> {
   return h.submit(id, p);
 }
 
-beforeAll(async () => {
+function startWorker(): Promise<RunningWorker> {
+  return h.startWorker({ LOCK_DURATION_MS: String(LOCK_MS), STALLED_INTERVAL_MS: String(STALLED_MS) });
+}
+
+beforeEach(async () => {
   h = await openWorkerHarness('worker');
   ({ redis, keys: k, records, events, queue, results } = h);
-  worker = await h.startWorker({ LOCK_DURATION_MS: String(LOCK_MS), STALLED_INTERVAL_MS: String(STALLED_MS) });
 });
 
-afterAll(() => h.close());
+afterEach(() => h.close());
+
+/** Runs job `id` to its end; resolves with its record. */
+async function runToEnd(id: string, p: ResolvedGeneration, status = 'succeeded'): Promise<NonNullable<Awaited<ReturnType<JobRecords['get']>>>> {
+  await submit(id, p);
+  await expect.poll(async () => (await records.get(id))?.status, { timeout: 30_000, interval: 100 }).toBe(status);
+  const record = await records.get(id);
+  if (!record) throw new Error(`job ${id} is gone`);
+  return record;
+}
+
+/** Submits a long job, cancels it once it has a preview; resolves once it ended canceled. */
+async function cancelWhileRunning(id: string): Promise<void> {
+  await submit(id, LONG);
+  await expect.poll(async () => (await records.get(id))?.previews.length ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
+  expect(await records.requestCancel(id, new Date(), 3600)).toBe('running');
+  await publishCancel(redis, k, id);
+  await expect.poll(async () => (await records.get(id))?.status, { timeout: 10_000, interval: 20 }).toBe('canceled');
+}
+
+/**
+ * Queues a job whose record a worker cannot read (parameters from some other version): records.start
+ * marks it running, then reading its parameters throws, outside the sampler.
+ */
+async function submitBroken(id: string): Promise<void> {
+  await redis.hset(k.job(id), { id, status: 'queued', model: 'tiny-random', parameters: '{}', attempt: 0, created_at: new Date().toISOString() });
+  await queue.add(id);
+}
 
 describe('the worker', () => {
   it('announces itself ready with its model', async () => {
+    const worker = await startWorker();
     const [live] = await liveWorkers(redis, k);
     expect(live).toMatchObject({ worker_id: worker.id, state: 'ready', provider: 'cpu', model: { name: 'tiny-random', stages: [4, 8, 16, 32] } });
   });
 
   it('runs a job to its images, with progress, stage previews and events in order', async () => {
-    await submit('ok1', parameters());
-    await expect.poll(async () => (await records.get('ok1'))?.status, { timeout: 30_000, interval: 100 }).toBe('succeeded');
-    const record = await records.get('ok1');
-    expect(record?.progress).toEqual({ stage: 3, stages: 4, step: 8, steps_total: 8, fraction: 1 });
-    expect(record?.previews.map((p) => p.resolution)).toEqual([4, 8, 16, 32]);
-    expect(record?.images).toHaveLength(2);
+    await startWorker();
+    const record = await runToEnd('ok1', parameters());
+    expect(record.progress).toEqual({ stage: 3, stages: 4, step: 8, steps_total: 8, fraction: 1 });
+    expect(record.previews.map((p) => p.resolution)).toEqual([4, 8, 16, 32]);
+    expect(record.images).toHaveLength(2);
     const store = new LocalResultStore(results);
-    for (const [index, image] of (record?.images ?? []).entries()) {
+    for (const [index, image] of (record.images ?? []).entries()) {
       const png = await store.get(resultKey('ok1', `image-${index}.png`));
       expect(png).not.toBeNull();
       expect(createHash('sha256').update(png as Buffer).digest('hex')).toBe(image.sha256);
@@ -72,7 +107,8 @@ describe('the worker', () => {
     // merged calls share the worker: each runs about three times as long as it would alone (over a
     // second alone on this VM), well past a lock plus a stalled check even on a faster machine.
     const ids = ['long1', 'long2', 'long3'];
-    await Promise.all(ids.map((id) => submit(id, parameters({ num_images: 8, steps: [100, 100, 100, 100] }))));
+    await startWorker();
+    await Promise.all(ids.map((id) => submit(id, LONG)));
     for (const id of ids) {
       await expect.poll(async () => (await records.get(id))?.status, { timeout: 60_000, interval: 100 }).toBe('succeeded');
       const record = await records.get(id);
@@ -86,11 +122,8 @@ describe('the worker', () => {
   });
 
   it('stops a running job within a model call when canceled, keeping the previews it reached', async () => {
-    await submit('cancel1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
-    await expect.poll(async () => (await records.get('cancel1'))?.previews.length ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
-    expect(await records.requestCancel('cancel1', new Date(), 3600)).toBe('running');
-    await publishCancel(redis, k, 'cancel1');
-    await expect.poll(async () => (await records.get('cancel1'))?.status, { timeout: 10_000, interval: 20 }).toBe('canceled');
+    await startWorker();
+    await cancelWhileRunning('cancel1');
     const record = await records.get('cancel1');
     expect(record?.previews.length).toBeGreaterThan(0);
     expect(record?.progress?.step).toBeLessThan(400);
@@ -99,7 +132,8 @@ describe('the worker', () => {
   });
 
   it('lets go of a job whose lock it lost, which BullMQ\'s stalled check returns to the queue to run again, ending once', async () => {
-    await submit('lost1', parameters({ num_images: 8, steps: [100, 100, 100, 100] }));
+    await startWorker();
+    await submit('lost1', LONG);
     await expect.poll(async () => (await records.get('lost1'))?.progress?.step ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
     // As if Redis had been away longer than the lock: the lock key is gone at the next renewal.
     await redis.del(`${k.prefix}:generate:lost1:lock`);
@@ -112,10 +146,9 @@ describe('the worker', () => {
   });
 
   it('ends a job as failed, with its final event, when a step outside the sampler throws', async () => {
-    // A record the worker cannot read (parameters from some other version) makes records.get throw
-    // after records.start marked it running: the record must not stay running forever.
-    await redis.hset(k.job('broken1'), { id: 'broken1', status: 'queued', model: 'tiny-random', parameters: '{}', attempt: 0, created_at: new Date().toISOString() });
-    await queue.add('broken1');
+    // The record must not stay running forever.
+    await startWorker();
+    await submitBroken('broken1');
     await expect.poll(() => redis.hget(k.job('broken1'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');
     expect(JSON.parse((await redis.hget(k.job('broken1'), 'error')) ?? 'null')).toMatchObject({ type: 'worker_error' });
     expect(await redis.pexpiretime(k.job('broken1'))).toBeGreaterThan(Date.now());
@@ -126,35 +159,53 @@ describe('the worker', () => {
     expect((await events.read('broken1')).filter((e) => e.name === 'failed')).toHaveLength(1);
   });
 
-  it('ends a running job as failed when BullMQ fails it for stalling too often', async () => {
-    // As after workers died on it maxStalledCount times: the record says running, and BullMQ has
-    // marked its entry to be failed when a worker next takes it.
-    await records.create({ id: 'stalled1', model: 'tiny-random', parameters: parameters(), createdAt: new Date() });
-    await records.start('stalled1', new Date());
-    await queue.queue.add('generate', { id: 'stalled1' }, { jobId: 'stalled1', delay: 300 });
-    await redis.hset(`${k.prefix}:generate:stalled1`, 'defa', 'job stalled more than allowable limit');
+  it('ends a job as failed when BullMQ fails it for stalling too often: workers died holding it, more times than MAX_STALLED_COUNT', async () => {
+    await submit('stalled1', parameters());
+    // Workers that take the job, start it as ours do, and die: nothing renews their lock, which
+    // lapses, and BullMQ's stalled check (at our limit) returns the job to the wait list, counting
+    // each time. Past the limit, BullMQ marks the job to be failed by the next worker that takes it.
+    const connection = connectRedis(REDIS_URL, 'worker', 'worker-test-dying');
+    const dying = new Worker<QueuedJobData>(QUEUE_NAME, null, { connection, prefix: k.prefix, autorun: false, lockDuration: 200, stalledInterval: 100, maxStalledCount: MAX_STALLED_COUNT });
+    try {
+      void dying.startStalledCheckTimer();
+      for (let death = 1; death <= MAX_STALLED_COUNT + 1; death++) {
+        await expect.poll(async () => (await dying.getNextJob(`dying-${death}`, { block: false }))?.id, { timeout: 10_000, interval: 50 }).toBe('stalled1');
+        expect((await records.start('stalled1', new Date()))?.attempt).toBe(death);
+      }
+      await expect.poll(() => queue.queue.getJobState('stalled1'), { timeout: 10_000, interval: 50 }).toBe('waiting');
+    } finally {
+      await dying.close(true);
+      connection.disconnect();
+    }
+    // Our worker takes it next, and BullMQ fails it: the record, left running, must end.
+    await startWorker();
     await expect.poll(() => redis.hget(k.job('stalled1'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');
     const final = (await events.read('stalled1')).at(-1);
     expect(final?.name).toBe('failed');
     expect(final?.data).toMatchObject({ error: { type: 'worker_error', message: 'job stalled more than allowable limit' } });
+    // It never ran here.
+    expect((await records.get('stalled1'))?.attempt).toBe(MAX_STALLED_COUNT + 1);
   });
 
   it('serves its metrics: ready, finished jobs by status, images, failures by type, wait, run and whole latency, model calls by resolution', async () => {
+    const worker = await startWorker();
+    // One job of each ending, its own: two images succeeded, one canceled, one failed.
+    await runToEnd('metrics-ok', parameters());
+    await cancelWhileRunning('metrics-cancel');
+    await submitBroken('metrics-broken');
+    await expect.poll(() => redis.hget(k.job('metrics-broken'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');
     const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
     expect(text).toMatch(/^pixelflow_worker_ready 1$/m);
-    expect(text).toMatch(/^pixelflow_jobs_finished_total\{status="succeeded"\} [1-9]/m);
-    expect(text).toMatch(/^pixelflow_jobs_finished_total\{status="canceled"\} 1$/m);
     for (const name of ['pixelflow_job_wait_seconds_count', 'pixelflow_job_run_seconds_count', 'pixelflow_model_call_seconds_bucket{le="0.001",resolution="4"}', 'pixelflow_sampler_steps_per_second', 'pixelflow_worker_process_cpu_seconds_total']) {
       expect(text).toContain(name);
     }
-    // Images made, failures by type and the whole latency, each counted where the job ended.
+    // Finished jobs, images made, failures by type and the whole latency, each counted where the job ended.
     const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-    const succeeded = value('pixelflow_jobs_finished_total{status="succeeded"}');
-    expect(value('pixelflow_images_generated_total')).toBeGreaterThanOrEqual(2); // ok1's two, at least
-    expect(value('pixelflow_job_latency_seconds_count{status="succeeded"}')).toBe(succeeded);
-    expect(value('pixelflow_job_latency_seconds_count{status="canceled"}')).toBe(1);
-    expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBeGreaterThan(0); // stalled1
-    expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBe(value('pixelflow_jobs_finished_total{status="failed"}'));
+    for (const status of ['succeeded', 'canceled', 'failed']) expect(value(`pixelflow_jobs_finished_total{status="${status}"}`), status).toBe(1);
+    // (The broken job failed before its start was known: it has no latency.)
+    for (const status of ['succeeded', 'canceled']) expect(value(`pixelflow_job_latency_seconds_count{status="${status}"}`), status).toBe(1);
+    expect(value('pixelflow_images_generated_total')).toBe(2);
+    expect(value('pixelflow_job_failures_total{type="worker_error"}')).toBe(1);
     // onnxruntime's own time, within each call's time from start to velocity.
     const total = (name: string): number => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((sum, match) => sum + Number(match[1]), 0);
     expect(total('pixelflow_onnxruntime_run_seconds_count')).toBe(total('pixelflow_model_call_seconds_count'));
