@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobEvents, keys } from '@pixelflow/queue';
+import { startPrivateRedis } from '../../packages/queue/test/support/redis-server.ts';
 import { postJob, readSse, REPO, startService, type TestService } from './support.ts';
 
 // Requests at the edges of the API's routes: ids no job can have, long event streams, and the
@@ -63,21 +65,48 @@ describe('GET /jobs/:id/events', () => {
 
 describe('GET /jobs/:id/events, a client that leaves at once', () => {
   it('is not left as an open stream when it left before the stream was set up', async () => {
-    const { id } = (await (await postJob(service.url, { class: 1, num_images: 1, steps: 1 })).json()) as { id: string };
-    // Redis holds the API's job lookup while the client leaves (a pause of all clients, short
-    // enough for the other test files' services not to notice).
-    await service.redis.call('CLIENT', 'PAUSE', '300', 'ALL');
-    const controller = new AbortController();
-    const leaving = fetch(`${service.url}/jobs/${id}/events`, { signal: controller.signal }).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    controller.abort();
-    await leaving;
-    const gauge = async (): Promise<number> => {
-      const line = (await (await fetch(`${service.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('pixelflow_sse_streams '));
-      return Number(line?.split(' ')[1] ?? NaN);
-    };
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(await gauge()).toBe(0);
+    // A Redis of the test's own, frozen while the client leaves: the API's job lookup waits on it
+    // meanwhile. Frozen for milliseconds, from the request to the client's leaving: one silent for
+    // CLIENT_SILENCE_LIMIT_MS would make the API drop the connection and answer 503 instead.
+    const redis = await startPrivateRedis();
+    const held = await startService({ worker: false, env: { REDIS_URL: redis.url } });
+    try {
+      const { id } = (await (await postJob(held.url, { class: 1, num_images: 1, steps: 1 })).json()) as { id: string };
+      const metrics = async (): Promise<{ open: number; ended: number }> => {
+        const lines = (await (await fetch(`${held.url}/metrics`)).text()).split('\n');
+        const value = (line: string | undefined): number => Number(line?.split(' ').at(-1) ?? 0);
+        return {
+          open: value(lines.find((line) => line.startsWith('pixelflow_sse_streams '))),
+          // A stream's duration is observed when it ends.
+          ended: value(lines.find((line) => line.startsWith('pixelflow_http_request_duration_seconds_count{') && line.includes('route="/jobs/:id/events"') && line.includes('status_code="200"'))),
+        };
+      };
+      const before = await metrics();
+      expect(before.open).toBe(0);
+
+      const received = new Promise<ServerResponse>((resolve) => held.app.server.once('request', (_request: IncomingMessage, response: ServerResponse) => resolve(response)));
+      redis.freeze();
+      const controller = new AbortController();
+      const leaving = fetch(`${held.url}/jobs/${id}/events`, { signal: controller.signal }).catch(() => undefined);
+      // The API has the request, and cannot have its job from Redis yet ...
+      const response = await received;
+      const gone = new Promise((resolve) => response.once('close', resolve));
+      controller.abort();
+      await leaving;
+      // ... when it sees the client go.
+      await gone;
+      redis.thaw();
+
+      // Then its lookup answers and the route goes on: to a stream that ended at once, or one left open.
+      await expect.poll(async () => {
+        const now = await metrics();
+        return now.open > 0 || now.ended > before.ended;
+      }, { timeout: 10_000, interval: 50 }).toBe(true);
+      expect((await metrics()).open).toBe(0);
+    } finally {
+      await held.stop();
+      await redis.kill();
+    }
   });
 });
 
