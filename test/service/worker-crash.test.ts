@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJob, readSse, REPO, startService, waitForStatus, type TestService } from './support.ts';
+import { postJob, readSse, REPO, startService, waitForStatus, type SseEvent, type TestService } from './support.ts';
 
 // A worker killed with SIGKILL in the middle of a job: once a worker runs again, BullMQ's stalled
 // check hands the job back, it runs again from its seed, succeeds with the images an unbroken run
@@ -21,6 +21,34 @@ function spawnWorker(extra: Record<string, string> = {}): ChildProcess {
   });
   children.push(child);
   return child;
+}
+
+/** Events that say where a job is, without its progress and previews. */
+const STATE_EVENTS = new Set(['queued', 'started', 'succeeded', 'failed', 'canceled']);
+
+/**
+ * The state events of job `id` that its stream has sent so far: the stream of an unfinished job does
+ * not end, so it is read until its second heartbeat (comment lines, every SSE_HEARTBEAT_MS; the
+ * replay is the stream's first read) and left.
+ */
+async function stateEventsSoFar(id: string): Promise<SseEvent[]> {
+  const controller = new AbortController();
+  const response = await fetch(`${service.url}/jobs/${id}/events`, { signal: controller.signal });
+  const reader = (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  while ((text.match(/^:/gm) ?? []).length < 2) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  controller.abort();
+  const blocks = text.split('\n\n').filter((block) => /^event: /m.test(block));
+  return blocks
+    .map((block) => {
+      const field = (name: string): string => new RegExp(`^${name}: (.*)$`, 'm').exec(block)?.[1] ?? '';
+      return { id: field('id'), event: field('event'), data: JSON.parse(field('data')) as unknown };
+    })
+    .filter((event) => STATE_EVENTS.has(event.event));
 }
 
 async function ready(): Promise<void> {
@@ -79,11 +107,24 @@ describe('a worker killed mid-job', () => {
     const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
     worker.kill('SIGTERM');
     expect(await exited).toBe(0);
-    // Handed back: waiting for the next worker, not failed, not lost.
+    // Handed back: waiting for the next worker, not failed, not lost, and it says so. Its status
+    // is queued with its place, without the progress of the attempt that stopped ...
     expect(await service.redis.lrange(`${service.prefix}:generate:wait`, 0, -1)).toContain(id);
+    expect(await (await fetch(`${service.url}/jobs/${id}`)).json()).toMatchObject({ status: 'queued', queue_position: 1, progress: null, previews: [], started_at: null });
+    // ... and its event stream says queued again after it started.
+    expect((await stateEventsSoFar(id)).map((event) => event.event)).toEqual(['queued', 'started', 'queued']);
+
     spawnWorker();
     const done = await waitForStatus(service.url, id, ['succeeded', 'failed'], 90_000);
     expect(done['status']).toBe('succeeded');
+    const { events } = await readSse(await fetch(`${service.url}/jobs/${id}/events`));
+    expect(events.filter((e) => STATE_EVENTS.has(e.event)).map((e) => [e.event, e.data])).toEqual([
+      ['queued', { position: 1 }],
+      ['started', { attempt: 1, steps_total: 400 }],
+      ['queued', { position: 1 }],
+      ['started', { attempt: 2, steps_total: 400 }],
+      ['succeeded', done['result']],
+    ]);
   });
 });
 
