@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
-import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis, liveWorkers, publishCancel, QUEUE_NAME, type JobEvents, type JobQueue, type JobRecords, type Keys, type QueuedJobData } from '@pixelflow/queue';
+import { liveWorkers, publishCancel, type JobEvents, type JobQueue, type JobRecords, type Keys } from '@pixelflow/queue';
 import { LocalResultStore, resultKey } from '@pixelflow/results';
 import { readPngText } from '@pixelflow/formats';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_STALLED_COUNT } from '../src/job-processor.ts';
 import type { RunningWorker } from '../src/worker.ts';
-import { openWorkerHarness, REDIS_URL, type WorkerHarness } from './support/worker-harness.ts';
+import { openWorkerHarness, stallPastTheLimit, type WorkerHarness } from './support/worker-harness.ts';
 
 // The worker in this process against the real Redis and the committed tiny model: jobs put on the
 // queue the way the API puts them run to their images, report progress and previews, and stop
@@ -161,22 +160,9 @@ describe('the worker', () => {
 
   it('ends a job as failed when BullMQ fails it for stalling too often: workers died holding it, more times than MAX_STALLED_COUNT', async () => {
     await submit('stalled1', parameters());
-    // Workers that take the job, start it as ours do, and die: nothing renews their lock, which
-    // lapses, and BullMQ's stalled check (at our limit) returns the job to the wait list, counting
-    // each time. Past the limit, BullMQ marks the job to be failed by the next worker that takes it.
-    const connection = connectRedis(REDIS_URL, 'worker', 'worker-test-dying');
-    const dying = new Worker<QueuedJobData>(QUEUE_NAME, null, { connection, prefix: k.prefix, autorun: false, lockDuration: 200, stalledInterval: 100, maxStalledCount: MAX_STALLED_COUNT });
-    try {
-      void dying.startStalledCheckTimer();
-      for (let death = 1; death <= MAX_STALLED_COUNT + 1; death++) {
-        await expect.poll(async () => (await dying.getNextJob(`dying-${death}`, { block: false }))?.id, { timeout: 10_000, interval: 50 }).toBe('stalled1');
-        expect((await records.start('stalled1', new Date()))?.attempt).toBe(death);
-      }
-      await expect.poll(() => queue.queue.getJobState('stalled1'), { timeout: 10_000, interval: 50 }).toBe('waiting');
-    } finally {
-      await dying.close(true);
-      connection.disconnect();
-    }
+    // Workers take it, start it as ours do, and die, until BullMQ's stalled check marks it to be failed.
+    let deaths = 0;
+    await stallPastTheLimit(k.prefix, 'stalled1', async () => expect((await records.start('stalled1', new Date()))?.attempt).toBe(++deaths));
     // Our worker takes it next, and BullMQ fails it: the record, left running, must end.
     await startWorker();
     await expect.poll(() => redis.hget(k.job('stalled1'), 'status'), { timeout: 10_000, interval: 50 }).toBe('failed');

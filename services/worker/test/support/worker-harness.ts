@@ -3,11 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, type Keys } from '@pixelflow/queue';
+import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, QUEUE_NAME, type Keys, type QueuedJobData } from '@pixelflow/queue';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
 import { pino, type Logger } from 'pino';
 import { loadWorkerConfig } from '../../src/config.ts';
+import { MAX_STALLED_COUNT } from '../../src/job-processor.ts';
 import { startWorker, type RunningWorker } from '../../src/worker.ts';
 
 // Workers in the test process against the real Redis, under a key prefix of their own, with the
@@ -100,4 +103,39 @@ export async function openWorkerHarness(name: string): Promise<WorkerHarness> {
       await rm(results, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Makes BullMQ fail job `id` (under `prefix`) for stalling too often, by its own mechanism: workers
+ * take it and die holding it, MAX_STALLED_COUNT + 1 times. Nothing renews a dead worker's lock, which
+ * lapses, and BullMQ's stalled check (at our limit) returns the job to the wait list, counting; past
+ * the limit BullMQ marks it there to be failed by the next worker that takes it. The job must be the
+ * next one waiting, and no other worker may run on the prefix meanwhile. `onTaken` runs after each
+ * take (what our worker writes first: JobRecords.start). Takes about a second.
+ */
+export async function stallPastTheLimit(prefix: string, id: string, onTaken: () => Promise<unknown> = async () => undefined): Promise<void> {
+  const connection = connectRedis(REDIS_URL, 'worker', `dying-workers-${id}`);
+  const dying = new Worker<QueuedJobData>(QUEUE_NAME, null, { connection, prefix, autorun: false, lockDuration: 200, stalledInterval: 100, maxStalledCount: MAX_STALLED_COUNT });
+  const within = async <T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const result = await attempt();
+      if (result !== undefined) return result;
+      if (Date.now() > deadline) throw new Error(`${what} did not happen within 10 s`);
+      await sleep(50);
+    }
+  };
+  try {
+    void dying.startStalledCheckTimer();
+    for (let death = 1; death <= MAX_STALLED_COUNT + 1; death++) {
+      const job = await within(`taking job ${id} (death ${death})`, () => dying.getNextJob(`dying-${death}`, { block: false }));
+      if (job.id !== id) throw new Error(`job ${id} is not the next waiting (${String(job.id)} is)`);
+      await onTaken();
+    }
+    const wait = dying.keys.wait as string;
+    await within(`job ${id} back in the wait list`, async () => ((await connection.lpos(wait, id)) === null ? undefined : true));
+  } finally {
+    await dying.close(true);
+    connection.disconnect();
+  }
 }
