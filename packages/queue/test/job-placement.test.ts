@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ResolvedGeneration } from '@pixelflow/schemas';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, QUEUE_NAME, RedisJobService, type Keys, type QueuedJobData } from '../src/index.ts';
+import { connectRedis, JobEvents, JobQueue, JobRecords, keys as makeKeys, RedisJobService, type Keys } from '../src/index.ts';
+import { HandDrivenWorker } from './support/hand-driven-worker.ts';
 
 // A job's status as the record and BullMQ's lists say it together, against the real Redis: a job
 // that a worker has taken but not yet started, or that went back to the wait list (its worker
 // stopped or died), reads as it stands in the queue, and its record is queued again with an event.
-// Workers here are BullMQ workers driven by hand (getNextJob, moveToWait), as ours take and hand back.
+// The worker here is driven by hand, taking and handing back as ours do.
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const parameters: ResolvedGeneration = { class_label: 3, class_name: 'digit 3', num_images: 1, seed: 1, cfg_scale: 4, noise_shift: 1, steps: [2, 2, 2, 2], solver: 'euler' };
@@ -23,7 +23,7 @@ let queue: JobQueue;
 let records: JobRecords;
 let events: JobEvents;
 let service: RedisJobService;
-let worker: Worker<QueuedJobData>;
+let worker: HandDrivenWorker;
 
 beforeAll(() => {
   redis = connectRedis(REDIS_URL, 'client', 'job-placement-test');
@@ -36,7 +36,7 @@ afterAll(() => {
 });
 
 afterEach(async () => {
-  await worker.close(true);
+  await worker.close();
   await queue.close();
   const stale = await redis.keys(`${keys.prefix}:*`);
   if (stale.length > 0) await redis.del(...stale);
@@ -49,7 +49,7 @@ function fresh(): void {
   records = new JobRecords(redis, keys);
   events = new JobEvents(redis, keys);
   service = new RedisJobService({ redis, keys, queue, retentionSeconds: 60 });
-  worker = new Worker<QueuedJobData>(QUEUE_NAME, null, { connection: bullConnection, prefix: keys.prefix, autorun: false });
+  worker = new HandDrivenWorker(bullConnection, keys.prefix);
 }
 
 async function submitted(): Promise<string> {
@@ -58,23 +58,11 @@ async function submitted(): Promise<string> {
   return submission.id;
 }
 
-/** Takes the next waiting job as a worker does: BullMQ moves it to its active list under `token`'s lock. */
-async function take(token: string): Promise<Job<QueuedJobData>> {
-  const job = (await worker.getNextJob(token, { block: false })) as Job<QueuedJobData> | undefined;
-  if (!job) throw new Error('no job waiting');
-  return job;
-}
-
-/** BullMQ's keys of job `id` that REQUEUE reads, as the worker names them. */
-function queueKeysOf(id: string): { lock: string; wait: string } {
-  return { lock: `${worker.toKey(id)}:lock`, wait: worker.keys.wait as string };
-}
-
 describe('a job between the record and the queue', () => {
   it('reads as running once a worker has taken it, before its start is written, never queued without a place', async () => {
     fresh();
     const id = await submitted();
-    await take('taker');
+    await worker.take('taker');
     // The record still says queued: the worker has not written its start yet.
     expect((await records.get(id))?.status).toBe('queued');
     const snapshot = await service.snapshot(id);
@@ -85,12 +73,12 @@ describe('a job between the record and the queue', () => {
     fresh();
     const first = await submitted();
     const second = await submitted();
-    const job = await take('stopping');
+    const job = await worker.take('stopping');
     expect(job.id).toBe(first);
     await records.start(first, new Date());
     await records.reportProgress(first, progress);
     await records.addPreview(first, preview, { ...preview, stages: 4 });
-    await job.moveToWait('stopping');
+    await job.handBack();
     // The record still says running, with what the stopped attempt reported.
     expect(await records.get(first)).toMatchObject({ status: 'running', progress });
 
@@ -105,41 +93,41 @@ describe('JobRecords.requeue', () => {
     fresh();
     const id = await submitted();
     await submitted();
-    const job = await take('first');
+    const job = await worker.take('first');
     await records.start(id, new Date());
     await records.reportProgress(id, progress);
     await records.addPreview(id, preview, { ...preview, stages: 4 });
 
     // Still held by its worker: nothing changes.
-    expect(await records.requeue(id, queueKeysOf(id))).toBe('running');
+    expect(await records.requeue(id, worker.queueKeysOf(id))).toBe('running');
     expect((await events.read(id)).map((event) => event.name)).toEqual(['queued', 'progress', 'stage']);
 
-    await job.moveToWait('first');
-    expect(await records.requeue(id, queueKeysOf(id))).toBe('queued');
+    await job.handBack();
+    expect(await records.requeue(id, worker.queueKeysOf(id))).toBe('queued');
     expect(await records.get(id)).toMatchObject({ status: 'queued', progress: null, previews: [], startedAt: null, attempt: 1 });
     const last = (await events.read(id)).at(-1);
     expect(last).toMatchObject({ name: 'queued', data: { position: 1 } });
     // Once only: a queued record is left alone.
-    expect(await records.requeue(id, queueKeysOf(id))).toBe('queued');
+    expect(await records.requeue(id, worker.queueKeysOf(id))).toBe('queued');
     expect((await events.read(id)).filter((event) => event.name === 'queued')).toHaveLength(2);
 
     // Taken again and started before a late requeue (another worker's stalled check): the new attempt stands.
-    const again = await take('second');
+    const again = await worker.take('second');
     expect(again.id).toBe(id);
     expect((await records.start(id, new Date()))?.attempt).toBe(2);
-    expect(await records.requeue(id, queueKeysOf(id))).toBe('running');
+    expect(await records.requeue(id, worker.queueKeysOf(id))).toBe('running');
     expect((await records.get(id))?.status).toBe('running');
   });
 
   it('leaves a finished job, and a job gone, as they are', async () => {
     fresh();
     const id = await submitted();
-    const job = await take('worker');
+    const job = await worker.take('worker');
     await records.start(id, new Date());
     await records.finish(id, { status: 'failed', error: { type: 'worker_error', message: 'test' } }, new Date(), 60);
-    await job.moveToWait('worker');
-    expect(await records.requeue(id, queueKeysOf(id))).toBe('failed');
+    await job.handBack();
+    expect(await records.requeue(id, worker.queueKeysOf(id))).toBe('failed');
     expect((await events.read(id)).at(-1)?.name).toBe('failed');
-    expect(await records.requeue('nothing', queueKeysOf('nothing'))).toBeNull();
+    expect(await records.requeue('nothing', worker.queueKeysOf('nothing'))).toBeNull();
   });
 });
