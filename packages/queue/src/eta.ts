@@ -176,16 +176,6 @@ export function retryAfterSecondsWhenFull({ waitSeconds, workersAlive }: { waitS
   return Math.max(1, Math.ceil(seconds));
 }
 
-/**
- * Seconds one job of this size takes alone, or UNMEASURED_RETRY_AFTER_SECONDS before any
- * measurement: what the route tests' in-memory job service answers a full queue with. Not the
- * service's Retry-After, which is the queue's (retryAfterSecondsWhenFull).
- */
-export function queueFullRetryAfterSeconds(parameters: Pick<ResolvedGeneration, 'steps' | 'num_images'>, secondsPerImageStep: number | null): number {
-  const perJob = secondsPerImageStep === null ? UNMEASURED_RETRY_AFTER_SECONDS : secondsPerImageStep * jobWork(parameters);
-  return Math.max(1, Math.ceil(perJob));
-}
-
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }

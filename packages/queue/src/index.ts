@@ -11,7 +11,6 @@ export {
   jobWork,
   NO_WORKER_RETRY_AFTER_SECONDS,
   queueAhead,
-  queueFullRetryAfterSeconds,
   queueWaitSeconds,
   remainingShape,
   retryAfterSecondsWhenFull,

@@ -5,7 +5,6 @@ import {
   jobWork,
   NO_WORKER_RETRY_AFTER_SECONDS,
   queueAhead,
-  queueFullRetryAfterSeconds,
   queueWaitSeconds,
   remainingShape,
   retryAfterSecondsWhenFull,
@@ -136,11 +135,5 @@ describe('Retry-After', () => {
   it('adds the time a worker takes to start when none is alive', () => {
     expect(retryAfterSecondsWhenFull({ waitSeconds: null, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS);
     expect(retryAfterSecondsWhenFull({ waitSeconds: 39.2, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS + 40);
-  });
-
-  it('of the in-memory job service is one job of this size, at least 1 s, 10 s before any measurement', () => {
-    expect(queueFullRetryAfterSeconds(parameters, 0.26)).toBe(6);
-    expect(queueFullRetryAfterSeconds(parameters, 0.001)).toBe(1);
-    expect(queueFullRetryAfterSeconds(parameters, null)).toBe(10);
   });
 });

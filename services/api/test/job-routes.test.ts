@@ -82,17 +82,22 @@ describe('POST /jobs', () => {
     expect(await metric('pixelflow_jobs_created_total')).toBe(1);
   });
 
-  it('answers 503 queue-full with a Retry-After of about one such job once the queue holds the cap', async () => {
+  it('answers 503 queue-full with a Retry-After of the time the queue takes to drain, and says when no worker is alive', async () => {
     await start({ QUEUE_CAP: '1' });
     await created();
     const full = await post({ class: 1, num_images: 2, steps: 5 });
     expect(full.statusCode).toBe(503);
-    expect(full.headers['retry-after']).toBe('10'); // nothing measured yet
-    expect(full.json()).toMatchObject({ type: '/problems/queue-full', status: 503, detail: '1 jobs are queued or running (the cap is 1)' });
+    // No worker: a minute for one to start.
+    expect(full.headers['retry-after']).toBe('60');
+    expect(full.json()).toMatchObject({ type: '/problems/queue-full', status: 503, detail: '1 jobs are queued or running (the cap is 1); no worker is running: jobs wait until one starts' });
+    infrastructure.jobs.workers = [{ worker_id: 'w1', state: 'ready', model: { name: 'tiny-random', resolution: 32, stages: [4, 8, 16, 32], classes: 10, weights_sha256: '0'.repeat(64) }, provider: 'cpu', pid: 1, hostname: 'test', started_at: new Date().toISOString(), sent_at: new Date().toISOString() }];
+    const unmeasured = await post({ class: 1, num_images: 2, steps: 5 });
+    expect(unmeasured.headers['retry-after']).toBe('10'); // nothing measured yet
+    expect(unmeasured.json<{ detail: string }>().detail).toBe('1 jobs are queued or running (the cap is 1)');
     await infrastructure.jobs.recordThroughput({ secondsPerImageStep: 0.3, concurrency: 1 });
-    // 2 images x 4 stages x 5 steps = 40 units at 0.3 s.
-    expect((await post({ class: 1, num_images: 2, steps: 5 })).headers['retry-after']).toBe('12');
-    expect(await metric('pixelflow_jobs_rejected_total{reason="queue_full"}')).toBe(2);
+    // The queued job ahead, whatever the size of the refused one: 1 image x 4 stages x 2 steps = 8 units at 0.3 s.
+    expect((await post({ class: 1, num_images: 8, steps: 50 })).headers['retry-after']).toBe('3');
+    expect(await metric('pixelflow_jobs_rejected_total{reason="queue_full"}')).toBe(3);
   });
 });
 

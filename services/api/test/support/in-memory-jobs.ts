@@ -1,4 +1,4 @@
-import { etaSeconds, jobShape, queueFullRetryAfterSeconds, remainingShape } from '@pixelflow/queue';
+import { etaSeconds, jobShape, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull } from '@pixelflow/queue';
 import type { CancelOutcome, JobRecord, JobRequest, JobService, JobSnapshot, QueueDepth, StoredEvent, Submission, Throughput, WorkerHeartbeat } from '@pixelflow/queue';
 import type { JobEventName, JobEventPayload, JobImage } from '@pixelflow/schemas';
 
@@ -24,7 +24,13 @@ export class InMemoryJobService implements JobService {
   async submit(request: JobRequest, queueCap: number): Promise<Submission> {
     const depth = await this.depth();
     const inQueue = depth.waiting + depth.active;
-    if (inQueue >= queueCap) return { accepted: false, inQueue, retryAfterSeconds: queueFullRetryAfterSeconds(request.parameters, this.measured?.secondsPerImageStep ?? null) };
+    if (inQueue >= queueCap) {
+      // As the Redis service answers (eta.ts): how long the queue takes to drain, and whether a worker is alive.
+      const workersAlive = this.workers.filter((worker) => worker.state !== 'stopping').length;
+      const waiting = { jobs: this.waiting.map((id) => jobShape(this.get(id).parameters)), beyondWork: 0 };
+      const waitSeconds = this.measured === null ? null : queueWaitSeconds({ running: this.running().map(remainingShape), waiting }, this.measured);
+      return { accepted: false, inQueue, retryAfterSeconds: retryAfterSecondsWhenFull({ waitSeconds, workersAlive }), workersAlive };
+    }
     const id = `j${(this.nextId++).toString(16).padStart(24, '0')}`;
     this.jobs.set(id, newRecord(id, request));
     this.waiting.push(id);
