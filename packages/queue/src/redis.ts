@@ -15,7 +15,7 @@ export type RedisRole = 'client' | 'subscriber' | 'worker';
  * meanwhile fail at once. Redis answers in well under a millisecond; a Redis silent this long
  * serves no request anyway.
  */
-export const CLIENT_SILENCE_LIMIT_MS = 500;
+const CLIENT_SILENCE_LIMIT_MS = 500;
 
 /**
  * A connection for `role`. Connection errors go to `onError` (log them); without a listener
@@ -26,9 +26,9 @@ export function connectRedis(url: string, role: RedisRole, name: string, onError
     role === 'client'
       ? new Redis(url, {
           connectionName: name,
-          // A command is rejected at the first failed connection (a refused, timed-out or dropped
-          // one) rather than sent again after a later one: its request has answered 503 by then,
-          // and a write Redis may already have applied is not repeated.
+          // A command is rejected as soon as its connection fails (refused, timed out or dropped)
+          // rather than sent again on the next one: its request answers 503 at once, and a write
+          // that Redis may already have applied is not repeated.
           maxRetriesPerRequest: 0,
           connectTimeout: 2000,
           socketTimeout: CLIENT_SILENCE_LIMIT_MS,
