@@ -31,13 +31,14 @@ async function statusOf(id: string): Promise<Record<string, unknown>> {
 }
 
 describe('GET /jobs/:id between the queue and a worker', () => {
-  it('says running, not queued without a place, once a worker has taken the job and before it wrote its start', async () => {
+  it('says queued, first in line, once a worker has taken the job and before it wrote its start; a cancel then is at once', async () => {
     const id = await submitted();
     expect(await statusOf(id)).toMatchObject({ status: 'queued', queue_position: 1 });
     await worker.take('taking');
-    expect(await statusOf(id)).toMatchObject({ status: 'running', queue_position: null, started_at: null, progress: null });
-    // (Done with it: the next test's job is the next one waiting.)
-    await new JobRecords(service.redis, keys(service.prefix)).finish(id, { status: 'canceled' }, new Date(), 60);
+    expect(await statusOf(id)).toMatchObject({ status: 'queued', queue_position: 1, started_at: null, progress: null });
+    // As for any queued job: canceled at once (the worker's start will find it canceled).
+    expect((await fetch(`${service.url}/jobs/${id}`, { method: 'DELETE' })).status).toBe(200);
+    expect(await statusOf(id)).toMatchObject({ status: 'canceled', queue_position: null });
   });
 
   it('says queued with its place, without the stopped attempt\'s progress, once the job is back in the wait list', async () => {

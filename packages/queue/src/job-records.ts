@@ -148,21 +148,23 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 'queued'
 `;
 
-/** Where BullMQ holds a job: in its wait list, taken by a worker, or neither (not added yet, or gone). */
-export type Placement = 'waiting' | 'active' | 'elsewhere';
+/** Where BullMQ holds a job: in its wait list (at `position`, 1 = next), taken by a worker, or neither (not added yet, or gone). */
+export type Placement = { waiting: number } | 'active' | 'elsewhere';
 
 /**
- * The record as its job stands in the queue, for the moments the two disagree. A job in the wait
- * list is queued, whatever the record says: a running record there was handed back or returned by
- * the stalled check and not yet queued again (REQUEUE), and what its earlier attempt reported is not
- * where the job is. A queued record whose job a worker has taken is running: the worker's START is
- * on its way (it has no start time nor progress yet).
+ * A job's status and place in the queue, from its record and where BullMQ holds it, for the moments
+ * the two disagree. A job in the wait list is queued at its place, whatever the record says: a
+ * running record there was handed back or returned by the stalled check and not yet queued again
+ * (REQUEUE), and what its earlier attempt reported is not where the job is. A queued record whose job
+ * a worker has taken, its START not yet written, is still queued, first in line: running begins at
+ * START (which a cancel meanwhile still wins: a cancel now is answered as for a queued job), as the
+ * job's `started` event says.
  */
-export function recordAsPlaced(record: JobRecord, placement: Placement): JobRecord {
-  if (isFinished(record.status)) return record;
-  if (placement === 'waiting') return { ...record, status: 'queued', startedAt: null, progress: null, previews: [] };
-  if (placement === 'active' && record.status === 'queued') return { ...record, status: 'running' };
-  return record;
+export function placed(record: JobRecord, placement: Placement): { record: JobRecord; queuePosition: number | null } {
+  if (isFinished(record.status)) return { record, queuePosition: null };
+  if (placement === 'active') return { record, queuePosition: record.status === 'queued' ? 1 : null };
+  if (placement === 'elsewhere') return { record, queuePosition: null };
+  return { record: { ...record, status: 'queued', startedAt: null, progress: null, previews: [] }, queuePosition: placement.waiting };
 }
 
 const CANCELED: JobEventPayload<'canceled'> = { reason: 'canceled by request' };

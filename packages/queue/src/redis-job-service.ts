@@ -5,7 +5,7 @@ import { publishCancel } from './cancel.ts';
 import { etaSeconds, jobShape, queueAhead, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
 import type { JobQueue, QueueDepth } from './job-queue.ts';
-import { JobRecords, recordAsPlaced, type JobRecord, type Placement } from './job-records.ts';
+import { JobRecords, placed, type JobRecord, type Placement } from './job-records.ts';
 import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 import type { Keys } from './keys.ts';
 import { pingRedis } from './redis.ts';
@@ -113,16 +113,15 @@ export class RedisJobService implements JobService {
     if (!read) return null;
     if (isFinished(read.status)) return { record: read, queuePosition: null, etaSeconds: null };
     // Where the queue holds the job, whatever the record said: a worker may have taken it, or handed it
-    // back, since (recordAsPlaced). The wait list is read before the active list, on one connection,
-    // so a job that a worker takes meanwhile shows in one or the other.
+    // back, since (placed). The wait list is read before the active list, on one connection, so a job
+    // that a worker takes meanwhile shows in one or the other.
     const [standing, next, activeIds, throughput] = await Promise.all([this.queue.standing(id, ETA_SAMPLE), this.queue.next(ETA_SAMPLE), this.queue.activeIds(), this.throughput()]);
-    const placement: Placement = standing ? 'waiting' : activeIds.includes(id) ? 'active' : 'elsewhere';
+    const placement: Placement = standing ? { waiting: standing.position } : activeIds.includes(id) ? 'active' : 'elsewhere';
     // Queued but in neither list: canceled since the record was read, most likely.
     const current = placement === 'elsewhere' && read.status === 'queued' ? await this.records.get(id) : read;
     if (!current) return null;
-    const record = recordAsPlaced(current, placement);
-    if (isFinished(record.status)) return { record, queuePosition: null, etaSeconds: null };
-    const queuePosition = standing?.position ?? null;
+    const { record, queuePosition } = placed(current, placement);
+    if (isFinished(record.status)) return { record, queuePosition, etaSeconds: null };
     // A queued job the queue does not list (its add not landed yet) has no estimate.
     if (throughput === null || (record.status === 'queued' && queuePosition === null)) return { record, queuePosition, etaSeconds: null };
     const othersIds = activeIds.filter((active) => active !== id);

@@ -59,14 +59,20 @@ async function submitted(): Promise<string> {
 }
 
 describe('a job between the record and the queue', () => {
-  it('reads as running once a worker has taken it, before its start is written, never queued without a place', async () => {
+  it('reads as queued, first in line with an estimate, once a worker has taken it and before its start is written', async () => {
     fresh();
+    await service.recordThroughput({ secondsPerImageStep: 0.01, concurrency: 1 });
     const id = await submitted();
     await worker.take('taker');
-    // The record still says queued: the worker has not written its start yet.
+    // BullMQ lists it as active; the record says queued: the worker has not written its start yet.
     expect((await records.get(id))?.status).toBe('queued');
     const snapshot = await service.snapshot(id);
-    expect(snapshot).toMatchObject({ record: { status: 'running', startedAt: null, progress: null }, queuePosition: null });
+    expect(snapshot).toMatchObject({ record: { status: 'queued', startedAt: null, progress: null }, queuePosition: 1 });
+    // Its own work: 8 image-steps at 0.01 s.
+    expect(snapshot?.etaSeconds).toBeCloseTo(0.08, 5);
+    // Once its start is written, it is running.
+    await records.start(id, new Date());
+    expect(await service.snapshot(id)).toMatchObject({ record: { status: 'running' }, queuePosition: null });
   });
 
   it('reads as queued with its place, without the stopped attempt\'s progress, once handed back to the wait list', async () => {
