@@ -64,6 +64,24 @@ describe('pixelflow jobs', () => {
     expect(download).toMatchObject({ code: 1, stderr: `pixelflow jobs: job ${id} is canceled: it has no images\n` });
   });
 
+  it('watch starts the bar over when the job goes back to the queue (its worker stopped) and follows it to the end', async () => {
+    // A worker that hands its running job back 100 ms after it is told to stop.
+    await service.worker?.stop();
+    await service.startWorker({ SHUTDOWN_GRACE_MS: '100' });
+    const created = await jobs('create', '--class', '5', '--count', '8', '--steps', '100', '--seed', '9');
+    const id = created.stdout.trim();
+    await waitForStatus(service.url, id, ['running']);
+    const watching = jobs('watch', id);
+    // SIGTERM's hand-back: the stopping worker returns the job to the queue; the next one runs it.
+    await service.worker?.stop();
+    expect((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).toMatchObject({ status: 'queued' });
+    await service.startWorker();
+    const watched = await watching;
+    expect(watched.code, watched.stderr).toBe(0);
+    expect(watched.stderr).toContain(`job ${id} went back to the queue; it will start over`);
+    expect(watched.stderr).toContain(`job ${id} succeeded: 8 images`);
+  });
+
   it('answers bad input and service problems in one line, in flag terms', async () => {
     expect(await jobs('create', '--class', '1', '--count', '9')).toMatchObject({ code: 2, stderr: 'pixelflow jobs: --count must be an integer from 1 to 8\n' });
     expect(await jobs('create', '--class', '1', '--steps', '1,2')).toMatchObject({ code: 2, stderr: 'pixelflow jobs: --steps has 2 entries but the model has 4 stages\n' });

@@ -113,7 +113,10 @@ export class JobPanel {
     if (!job) return;
     switch (event.event) {
       case 'queued':
-        this.update({ ...job, queue_position: event.data.position ?? job.queue_position });
+        // Also sent again when a started job goes back to the queue (its worker stopped or died):
+        // the stopped attempt's progress and previews are gone, and the next attempt starts over.
+        if (job.status === 'running') this.previews.replaceChildren();
+        this.update({ ...job, status: 'queued', progress: null, previews: [], queue_position: event.data.position ?? job.queue_position });
         break;
       case 'started':
         this.update({ ...job, status: 'running', queue_position: null });

@@ -157,14 +157,15 @@ async function watch(client: ApiClient, args: JobsArgs, id: string, signal: Abor
   const { models } = await dataOf(client.GET('/models'));
   const resolutions = models[0]?.stages.map((stage) => stage.resolution) ?? [];
   const euler = job.parameters.solver === 'euler';
-  const progress = new GenerationProgress(process.stderr, {
+  const plan = {
     resolutions,
     // CFG runs the null half too; the per-stage guidance weights are the worker's business, and
     // the ETA corrects itself from the calls it sees.
     batchFactors: resolutions.map(() => (job.parameters.cfg_scale === 1 ? 1 : 2)),
     steps: euler ? job.parameters.steps : null,
-  });
-  const calls = new ProgressFromEvents(euler ? job.parameters.steps : null);
+  };
+  let progress = new GenerationProgress(process.stderr, plan);
+  let calls = new ProgressFromEvents(plan.steps);
   let startedAtMs: number | null = null;
   try {
     for await (const event of followJobEvents(args.api, id, { signal, ...(args.requestId ? { headers: { 'x-request-id': args.requestId } } : {}), onConnection: (state) => state === 'lost' && progress.status('connection lost; resuming ...') })) {
@@ -173,6 +174,15 @@ async function watch(client: ApiClient, args: JobsArgs, id: string, signal: Abor
       if (event.event !== 'progress') for (const call of calls.flush()) progress.step(call);
       switch (event.event) {
         case 'queued':
+          // Also sent again when a started job goes back to the queue (its worker stopped or died):
+          // the next attempt starts over, with a bar and an ETA of its own.
+          if (startedAtMs !== null) {
+            progress.clear();
+            progress = new GenerationProgress(process.stderr, plan);
+            calls = new ProgressFromEvents(plan.steps);
+            startedAtMs = null;
+            progress.line(`pixelflow jobs: job ${id} went back to the queue; it will start over`);
+          }
           progress.status(`job ${id} queued${event.data.position !== null ? `, position ${event.data.position}` : ''} ...`);
           break;
         case 'started':
