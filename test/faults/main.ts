@@ -49,7 +49,7 @@ const FULL = {
   'kill-jobs': 100,
   kills: 10,
   'redis-jobs': 60,
-  'redis-outage-ms': 2000,
+  'redis-outage-ms': 5000,
   'request-timeout-ms': 3000,
   'headers-timeout-ms': 2000,
 };

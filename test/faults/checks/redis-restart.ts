@@ -1,6 +1,6 @@
 import type { Job } from '@pixelflow/schemas';
-import { count, Tally, type CheckReport, type Verdict } from '../report.ts';
-import { checkImages, eventCounts, modelShape, randomGeneration, submit, waitFinished } from '../jobs.ts';
+import { count, plural, Tally, type CheckReport, type Verdict } from '../report.ts';
+import { checkImages, eventCounts, modelShape, randomGeneration, scrape, submit, waitFinished } from '../jobs.ts';
 import type { Random } from '../random.ts';
 import { problemFault, sleep } from '../raw-http.ts';
 import type { SuiteRedis } from '../redis.ts';
@@ -17,11 +17,11 @@ export interface RedisRestartOptions {
   outageMs: number;
 }
 
-/** Between submissions: the load spreads over the outage instead of landing before it. */
-const SUBMIT_EVERY_MS = 100;
 
-/** After the kill, before the probes: the services' connections have seen Redis go. */
+/** After the kill, before the first probes: the services' connections have seen Redis go. */
 const PROBE_AFTER_MS = 300;
+/** Between rounds of probes: ioredis waits longer between reconnections as an outage goes on. */
+const PROBE_EVERY_MS = 1000;
 
 interface Probe {
   what: string;
@@ -77,6 +77,8 @@ export async function runRedisRestart(deployment: Deployment, redis: SuiteRedis,
   const api = await deployment.startApi();
   const worker = await deployment.startWorker({ LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' });
   const shape = await modelShape(api.url);
+  // Submissions spread over three outages' time: a third before the kill, a third during, a third after the restart.
+  const submitEveryMs = Math.max(50, Math.round((3 * options.outageMs) / options.jobs));
 
   const tally = new Tally();
   const faults: string[] = [];
@@ -85,11 +87,12 @@ export async function runRedisRestart(deployment: Deployment, redis: SuiteRedis,
   let outage: { killedAt: number; back: number } | null = null;
   let killed = false;
   let busyAtKill: number | null = null;
+  let queuedAtKill: number | null = null;
   const probes: (ProbeResult & { beforeRestart: boolean })[] = [];
   const submitting = (async () => {
     for (let i = 0; i < options.jobs; i++) {
       attempts += 1;
-      const answer = await submit(api.url, randomGeneration(random, shape, { min: 5, max: 30 })).catch((error: unknown) => ({ status: 0, id: null, fault: (error as Error).message, retryAfter: null, problemType: null }));
+      const answer = await submit(api.url, randomGeneration(random, shape, { min: 20, max: 80 })).catch((error: unknown) => ({ status: 0, id: null, fault: (error as Error).message, retryAfter: null, problemType: null }));
       if (answer.status === 202 && answer.id) {
         accepted.push(answer.id);
         tally.add('202 accepted');
@@ -99,7 +102,7 @@ export async function runRedisRestart(deployment: Deployment, redis: SuiteRedis,
         else if (answer.status !== 503) faults.push(`a submission answered ${answer.status} ${answer.problemType ?? ''}`);
         else if (!/^\d+$/.test(answer.retryAfter ?? '')) faults.push('a 503 without Retry-After in seconds');
       }
-      await sleep(SUBMIT_EVERY_MS);
+      await sleep(submitEveryMs);
     }
   })();
   const killing = (async () => {
@@ -107,15 +110,19 @@ export async function runRedisRestart(deployment: Deployment, redis: SuiteRedis,
     while (attempts < options.jobs / 3) await sleep(20);
     for (let i = 0; i < 100 && ((await worker.running()) ?? 0) === 0; i++) await sleep(20);
     busyAtKill = await worker.running();
+    queuedAtKill = metricValue(await scrape(api.url), 'pixelflow_queue_jobs{state="waiting"}');
     const killedAt = performance.now();
     await redis.kill();
     killed = true;
-    const probing = sleep(PROBE_AFTER_MS).then(() => Promise.all(PROBES.map((probe) => probeDuringOutage(api.url, probe, accepted[0]))));
+    const rounds: Promise<ProbeResult[]>[] = [];
+    for (let at = PROBE_AFTER_MS; at === PROBE_AFTER_MS || at < options.outageMs - PROBE_AFTER_MS; at += PROBE_EVERY_MS) {
+      rounds.push(sleep(at).then(() => Promise.all(PROBES.map((probe) => probeDuringOutage(api.url, probe, accepted[0])))));
+    }
     await sleep(options.outageMs);
     const restartedAt = performance.now();
     await redis.restart();
     outage = { killedAt, back: performance.now() };
-    for (const result of await probing) probes.push({ ...result, beforeRestart: result.answeredAt !== null && result.answeredAt < restartedAt });
+    for (const result of (await Promise.all(rounds)).flat()) probes.push({ ...result, beforeRestart: result.answeredAt !== null && result.answeredAt < restartedAt });
   })();
   await Promise.all([submitting, killing]);
 
@@ -153,20 +160,24 @@ export async function runRedisRestart(deployment: Deployment, redis: SuiteRedis,
   await client.quit();
   const o = outage as { killedAt: number; back: number } | null;
   const verdicts: Verdict[] = [
-    { ok: killed && o !== null, text: o ? `redis-server SIGKILLed with ${busyAtKill ?? 0} jobs running, restarted on its AOF after ${((o.back - o.killedAt) / 1000).toFixed(1)} s` : 'Redis was not restarted' },
+    { ok: killed && o !== null, text: o ? `redis-server SIGKILLed with ${plural(busyAtKill ?? 0, 'job')} running and ${plural(queuedAtKill ?? 0, 'job')} waiting, restarted on its AOF after ${((o.back - o.killedAt) / 1000).toFixed(1)} s` : 'Redis was not restarted' },
     { ok: readyAfterMs !== null, text: readyAfterMs === null ? '/readyz not 200 within 30 s of the restart' : `/readyz 200 again ${(readyAfterMs / 1000).toFixed(1)} s after the restart` },
     { ok: succeeded === accepted.length, text: `accepted jobs that succeeded: ${count(succeeded)} of ${count(accepted.length)} (${ended.describe()})` },
     { ok: finalFaults === 0, text: `accepted jobs with other than one final event: ${finalFaults}` },
     { ok: imageFaults === 0, text: `image faults (sha256 on disk or served, missing files): ${imageFaults}` },
     { ok: !faults.some((f) => f.startsWith('a ')), text: `refusals that are not a 503 problem+json with Retry-After: ${faults.filter((f) => f.startsWith('a ')).length}` },
-    ...probes.map((p): Verdict => ({
-      ok: p.beforeRestart && p.fault === null,
-      text: `${p.probe.what} while Redis is down: ${p.answeredAt === null ? 'no answer' : `${p.status} in ${p.ms.toFixed(0)} ms${p.beforeRestart ? '' : ', after Redis was back'}`}${p.fault ? ` (${p.fault})` : ''}`,
-    })),
+    ...PROBES.map((probe): Verdict => {
+      const sent = probes.filter((p) => p.probe === probe);
+      const wrong = sent.filter((p) => !p.beforeRestart || p.fault !== null);
+      const slowest = Math.max(...sent.map((p) => p.ms));
+      const first = wrong[0];
+      const why = first ? `; ${first.answeredAt === null ? 'no answer' : `${first.status} after ${first.ms.toFixed(0)} ms${first.beforeRestart ? '' : ', once Redis was back'}`}${first.fault ? ` (${first.fault})` : ''}` : '';
+      return { ok: sent.length > 0 && wrong.length === 0, text: `${probe.what} while Redis is down: ${sent.length - wrong.length} of ${sent.length} answered as they should before it was back (slowest ${slowest.toFixed(0)} ms)${why}` };
+    }),
   ];
   return {
     name: 'Redis SIGKILL and AOF restart mid-load',
-    sent: `${count(attempts)} POST /jobs, one every ${SUBMIT_EVERY_MS} ms; redis-server killed after a third, down ${(options.outageMs / 1000).toFixed(1)} s`,
+    sent: `${count(attempts)} POST /jobs, one every ${submitEveryMs} ms; redis-server killed after a third, down ${(options.outageMs / 1000).toFixed(1)} s`,
     cameBack: tally.describe(),
     verdicts,
     notes: faults.slice(0, 8),
