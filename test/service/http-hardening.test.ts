@@ -132,6 +132,27 @@ describe('requests the server refuses before any route sees them', () => {
     expect(body['detail']).toContain('100-continue');
   });
 
+  it('answers CONNECT with a 405 problem naming the methods it has (this server is not a proxy)', async () => {
+    const response = await exchange(service, ['CONNECT 127.0.0.1:80 HTTP/1.1', 'Host: 127.0.0.1:80', '', ''].join('\r\n'));
+    await expectProblem(service, response, 405, 'client-error');
+    expect(response.headers['allow']).toBe('GET, HEAD, POST, DELETE, OPTIONS');
+  });
+
+  it('answers a malformed request pipelined behind a valid one after the valid one, in order', async () => {
+    const connection = await rawConnection(service);
+    // The valid request's answer needs Redis (a job lookup), so the malformed one is parsed before it is sent.
+    const valid = ['GET /jobs/j000000000000000000000000 HTTP/1.1', 'Host: localhost', '', ''].join('\r\n');
+    const malformed = 'GET /healthz HTTP/1.1\nHost: localhost\n\n';
+    connection.socket.write(valid + malformed);
+    expect(await within(connection.closed, 10_000)).not.toBeNull();
+    const text = connection.received();
+    const first = parseResponse(text);
+    expect(first.statusLine).toMatch(/^HTTP\/1\.1 404 /);
+    const firstLength = Number(first.headers['content-length']);
+    const rest = text.slice(text.indexOf('\r\n\r\n') + 4 + firstLength);
+    await expectProblem(service, parseResponse(rest), 400, 'malformed-request');
+  });
+
   it('still serves requests on a connection after a refused path', async () => {
     const connection = await rawConnection(service);
     connection.socket.write('GET /jobs/%zz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');

@@ -97,6 +97,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
   // Node answers these two itself with an empty body unless told otherwise: a missing Host with
   // `requireHostHeader: false` (app.ts) and an Expect it cannot meet with this listener, which
   // hands the request to Fastify instead, so that its answer carries the request id and is logged.
+  refuseConnect(app);
   app.server.on('checkExpectation', (raw: IncomingMessage, res: ServerResponse) => {
     unmetExpectations.add(raw);
     app.routing(raw, res);
@@ -141,20 +142,50 @@ export function clientErrorHandler(limits: ConnectionLimits) {
   return function (this: FastifyInstance, error: ConnectionError, socket: Socket): void {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const body = connectionProblem(error, limits);
-    // A response already under way on this connection (an event stream, or a refusal sent before
-    // its body arrived) cannot be followed by another: the connection is only closed. Node
-    // makes the same check (its `_httpMessage` is the response the socket is writing).
+    // The response the socket is writing, if any (Node's own check uses the same field).
     const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (body && socket.writable && !inFlight?.headersSent) {
-      const id = (inFlight && requestIds.get(inFlight.req)) ?? crypto.randomUUID();
-      this.log.info({ reqId: id, code: error.code, status: body.status }, `refused a request: ${body.detail}`);
-      const text = JSON.stringify(body);
-      socket.write(
-        `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n` +
-          `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
-          `x-request-id: ${id}\r\nconnection: close\r\n\r\n${text}`,
-      );
+    if (!body || !socket.writable) {
+      socket.destroy(error);
+      return;
     }
+    if (inFlight && error.code.startsWith('HPE_')) {
+      // A malformed request pipelined behind one still being answered: its refusal comes after
+      // that answer, as HTTP/1.1 orders responses, or the client would take it for the first's.
+      inFlight.once('finish', () => {
+        writeRefusal(this, socket, body, crypto.randomUUID(), error.code);
+        socket.destroy(error);
+      });
+      inFlight.once('close', () => socket.destroy(error));
+      return;
+    }
+    // A request that timed out: answered unless its response already started (a refusal sent
+    // before its body arrived), which nothing can follow.
+    if (!inFlight?.headersSent) writeRefusal(this, socket, body, (inFlight && requestIds.get(inFlight.req)) ?? crypto.randomUUID(), error.code);
     socket.destroy(error);
   };
+}
+
+/** A problem written on the raw socket, for requests no route will see; the connection closes after it. */
+function writeRefusal(app: FastifyInstance, socket: Socket, body: Problem, id: string, code: string, extraHeaders = ''): void {
+  if (!socket.writable) return;
+  app.log.info({ reqId: id, code, status: body.status }, `refused a request: ${body.detail}`);
+  const text = JSON.stringify(body);
+  socket.write(
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? ''}\r\ndate: ${new Date().toUTCString()}\r\n` +
+      `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+      `x-request-id: ${id}\r\n${extraHeaders}connection: close\r\n\r\n${text}`,
+  );
+}
+
+/**
+ * CONNECT, which Node hands to a `connect` listener instead of a route (and drops without one):
+ * this server is no proxy, so it answers 405 with the methods it has.
+ */
+function refuseConnect(app: FastifyInstance): void {
+  app.server.on('connect', (raw: IncomingMessage, socket: Socket) => {
+    const body = problem('client-error', 'CONNECT is not served here: this server is not a proxy', { instance: raw.url ?? '', status: 405 });
+    writeRefusal(app, socket, body, crypto.randomUUID(), 'CONNECT', 'allow: GET, HEAD, POST, DELETE, OPTIONS\r\n');
+    socket.end();
+    socket.destroySoon();
+  });
 }
