@@ -35,8 +35,10 @@ export async function runWorkerKills(deployment: Deployment, random: Random, opt
     ids.push(submitted.id);
   }
 
-  // Kill k lands once about k/(kills+1) of the jobs have finished (give or take a third of a
-  // share), at a random moment while the worker runs some: spread over the whole load.
+  // Kill k lands once about k/kills of the first 70% of the jobs have finished (give or take a
+  // third of a share), at a random moment while the worker runs some: spread over the load, and
+  // done while jobs that were never interrupted remain. Near the end every job left may have been
+  // interrupted MAX_STALLED_COUNT times already, and none of them may be interrupted again.
   const finishedSoFar = async (): Promise<number> => {
     const metrics = await scrape(api.url);
     const queued = (metricValue(metrics, 'pixelflow_queue_jobs{state="waiting"}') ?? 0) + (metricValue(metrics, 'pixelflow_queue_jobs{state="active"}') ?? 0);
@@ -44,7 +46,7 @@ export async function runWorkerKills(deployment: Deployment, random: Random, opt
   };
   const redis = deployment.redisClient();
   const held = (): Promise<string[]> => redis.lrange(`${deployment.prefix}:${QUEUE_NAME}:active`, 0, -1);
-  const share = ids.length / (options.kills + 1);
+  const share = (ids.length * 0.7) / options.kills;
   const interruptions = new Map<string, number>();
   let kills = 0;
   for (let k = 1; k <= options.kills; k++) {
