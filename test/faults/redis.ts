@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { freePort } from '../../packages/queue/test/support/redis-server.ts';
+import { answers, freePort } from '../../packages/queue/test/support/redis-server.ts';
 
 // The suite's own redis-server, on a free port and a folder of the run's: never the shared one at
 // 6379, which the suite would otherwise fill with jobs and which its Redis check kills. Persistence
@@ -66,18 +66,5 @@ export class SuiteRedis {
   async restart(): Promise<void> {
     await this.kill();
     await this.launch();
-  }
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
   }
 }
