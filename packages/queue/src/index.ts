@@ -23,3 +23,5 @@ export {
 export type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 export { RedisJobService, type RedisJobServiceOptions } from './redis-job-service.ts';
 export { ThroughputRecord } from './throughput.ts';
+export { RedisLock } from './redis-lock.ts';
+export { MaintenanceRole, type MaintenanceRoleOptions } from './maintenance-role.ts';

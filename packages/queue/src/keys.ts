@@ -24,6 +24,8 @@ export interface Keys {
   readonly throughput: string;
   /** Sorted set: jobs admitted under QUEUE_CAP that are not in BullMQ's lists yet, by when (ms) their place lapses. */
   readonly admissions: string;
+  /** String with a TTL: which process holds the maintenance role (expiry sweeps); see maintenance-lock.ts. */
+  readonly maintenanceLock: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -39,5 +41,6 @@ export function keys(prefix: string): Keys {
     workerPattern: `${prefix}:worker:*`,
     throughput: `${prefix}:throughput`,
     admissions: `${prefix}:admissions`,
+    maintenanceLock: `${prefix}:maintenance:lock`,
   };
 }

@@ -47,6 +47,11 @@ const WorkerEnv = CommonEnv.extend({
   WORKER_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   /** Run each stage resolution once before reporting ready (first CUDA calls per shape are slow). */
   WARMUP: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true').transform((v) => v === 'true'),
+  /**
+   * Expiry of the maintenance lock (expiry sweeps run in the one worker holding it): how long sweeps
+   * pause at most after their holder dies; the holder renews it every third of this.
+   */
+  MAINTENANCE_LOCK_MS: intVar(1000, 3_600_000, 30_000),
   WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: "must be letters, digits, '_', '.' or '-'" }).optional(),
 });
 

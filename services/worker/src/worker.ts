@@ -118,7 +118,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     await subscribeCancels(subscriber, keys, (jobId) => {
       if (jobs.cancel(jobId)) log.info({ job_id: jobId }, 'cancel requested');
     });
-    const sweeper = new ExpirySweeper(records, store, log);
+    const sweeper = new ExpirySweeper({ redis, keys, workerId: id, records, store, log, lockMs: config.MAINTENANCE_LOCK_MS });
     sweeper.start();
     closers.add('expiry sweeper', () => sweeper.stop());
 
