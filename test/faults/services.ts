@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import { benchServiceEnv } from '../../bench/service-processes.ts';
 import { freePort } from '../../packages/queue/test/support/redis-server.ts';
@@ -58,16 +59,43 @@ export class ServiceProcess {
   }
 }
 
+/** What heap-probe.mjs reports: bytes the process's JavaScript holds after a full collection. */
+export interface HeapAfterGc {
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+const HEAP_PROBE = fileURLToPath(new URL('./heap-probe.mjs', import.meta.url));
+
 export class ApiProcess extends ServiceProcess {
   readonly port: number;
+  private readonly heapProbeFile: string | null;
+  private heapProbes = 0;
 
-  constructor(child: ChildProcess, logFile: string, port: number) {
+  constructor(child: ChildProcess, logFile: string, port: number, heapProbeFile: string | null) {
     super('api', child, logFile);
     this.port = port;
+    this.heapProbeFile = heapProbeFile;
   }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Collects the API's garbage and reads what it still holds (an API started with `heapProbe`). */
+  async heapAfterGc(timeoutMs = 10_000): Promise<HeapAfterGc> {
+    if (this.heapProbeFile === null) throw new Error('the API was started without the heap probe');
+    this.heapProbes += 1;
+    this.child.kill('SIGUSR2');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = await readFile(this.heapProbeFile, 'utf8').catch(() => '');
+      const report = text === '' ? null : (JSON.parse(text) as HeapAfterGc & { answered: number });
+      if (report && report.answered >= this.heapProbes) return report;
+      if (Date.now() > deadline) throw new Error(`the API's heap probe did not answer within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }
 
@@ -152,21 +180,27 @@ export class Deployment {
     };
   }
 
-  private async spawnService(kind: 'api' | 'worker', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; logFile: string }> {
+  private async spawnService(kind: 'api' | 'worker', env: NodeJS.ProcessEnv, nodeFlags: string[] = []): Promise<{ child: ChildProcess; logFile: string }> {
     await mkdir(join(this.root, this.name), { recursive: true });
     this.starts += 1;
     const logFile = join(this.root, this.name, `${kind}-${this.starts}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, serviceNodeArgs(kind), { cwd: REPO, env, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [...nodeFlags, ...serviceNodeArgs(kind)], { cwd: REPO, env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     return { child, logFile };
   }
 
-  /** Starts the API; resolves once /healthz answers. `extra` is added to the environment. */
-  async startApi(extra: Record<string, string> = {}): Promise<ApiProcess> {
+  /**
+   * Starts the API; resolves once /healthz answers. `extra` is added to the environment; with
+   * `heapProbe`, the API answers heapAfterGc() (heap-probe.mjs).
+   */
+  async startApi(extra: Record<string, string> = {}, { heapProbe = false } = {}): Promise<ApiProcess> {
     const port = await freePort();
-    const { child, logFile } = await this.spawnService('api', { ...this.baseEnv(port, 0), ...extra });
-    const api = new ApiProcess(child, logFile, port);
+    const heapProbeFile = heapProbe ? join(this.root, this.name, `api-${this.starts + 1}.heap.json`) : null;
+    const probeEnv = heapProbeFile ? { PIXELFLOW_HEAP_PROBE_FILE: heapProbeFile } : {};
+    const probeFlags = heapProbeFile ? ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href] : [];
+    const { child, logFile } = await this.spawnService('api', { ...this.baseEnv(port, 0), ...extra, ...probeEnv }, probeFlags);
+    const api = new ApiProcess(child, logFile, port, heapProbeFile);
     this.processes.push(api);
     await untilOrExit(api, () => fetch(`${api.url}/healthz`).then((r) => r.status === 200), `the API of ${this.name}`);
     return api;
