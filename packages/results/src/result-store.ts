@@ -1,33 +1,80 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
 
-// The worker writes a job's images and stage previews here and the API serves
-// them. Keys are relative paths like `<job id>/image-0.png`; the interface is
-// the part an S3-compatible store implements later (keys map to object keys).
+// The worker writes a job's images and stage previews to a result store and the API serves them.
+// Keys are `<job id>/<name>` (e.g. `<job id>/image-0.png`) in every store: a folder's relative
+// paths (local-result-store.ts), or object keys under a prefix (s3-result-store.ts). Records hold
+// no store address: the API derives each key from the job id and the index.
+
+/** What a store knows of an object without reading it. */
+export interface StoredObject {
+  /** Bytes. */
+  size: number;
+  /**
+   * A strong HTTP validator of the object's content, quoted (`"…"`): stable while the object is
+   * unchanged, the same from every API process reading the same store.
+   */
+  etag: string;
+}
+
+/** An object being read: its body streams, so nothing holds a whole file. */
+export interface OpenedObject extends StoredObject {
+  body: Readable;
+}
 
 export interface ResultStore {
   /** Stores `data` under `key`; readers see the whole object or nothing. */
   put(key: string, data: Uint8Array): Promise<void>;
-  /** The object, or null when there is none. */
+  /** The whole object, or null when there is none (tests and tools; the API streams with open()). */
   get(key: string): Promise<Buffer | null>;
+  /** The object as a stream with its size and validator, or null when there is none. */
+  open(key: string): Promise<OpenedObject | null>;
+  /** The object's size and validator, or null when there is none. */
+  stat(key: string): Promise<StoredObject | null>;
   /** Deletes every object of one job. */
   deleteJob(jobId: string): Promise<void>;
+  /**
+   * A URL that GETs the object without credentials for `seconds`, where the store can make one
+   * (S3); undefined for a store that cannot (a local folder).
+   */
+  presignedUrl?(key: string, seconds: number): Promise<string>;
+  /** Checks at start-up that the store is usable; throws ResultStoreConfigError saying why not. */
+  verify(): Promise<void>;
+  /** Releases connections; the store is not used afterwards. */
+  close(): void;
 }
 
 export class ResultKeyError extends Error {
   override name = 'ResultKeyError';
 }
 
+/**
+ * The store could not be reached or failed (after its retries): the object may well be there, so
+ * callers answer "try again later" (the API: 503), never "not found".
+ */
+export class ResultStoreUnavailableError extends Error {
+  override name = 'ResultStoreUnavailableError';
+}
+
+/** The store is unusable as configured (found by verify() at start-up): one line saying why. */
+export class ResultStoreConfigError extends Error {
+  override name = 'ResultStoreConfigError';
+}
+
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-/** `<job id>/<name>`, refusing anything that could leave the store's folder. */
+/** `<job id>/<name>`, refusing anything that could leave the store's folder or prefix. */
 export function resultKey(jobId: string, name: string): string {
   for (const segment of [jobId, name]) {
     if (!SEGMENT.test(segment) || segment.includes('..')) throw new ResultKeyError(`invalid result key segment '${segment}'`);
   }
   return `${jobId}/${name}`;
+}
+
+/** A key checked to be `<job id>/<name>` and nothing else. */
+export function checkedKey(key: string): string {
+  const [jobId, name, ...rest] = key.split('/');
+  if (jobId === undefined || name === undefined || rest.length > 0) throw new ResultKeyError(`invalid result key '${key}'`);
+  return resultKey(jobId, name);
 }
 
 /** Where image `index` (0-based) of a job is stored: written by the worker, served by the API. */
@@ -38,54 +85,4 @@ export function imageKey(jobId: string, index: number): string {
 /** Where a job's preview at the end of `stage` (0-based) is stored. */
 export function previewKey(jobId: string, stage: number): string {
   return resultKey(jobId, `stage-${stage}.png`);
-}
-
-/** A folder on a local disk (shared by the API and the worker on one machine). */
-export class LocalResultStore implements ResultStore {
-  readonly root: string;
-
-  constructor(root: string) {
-    this.root = resolve(root);
-  }
-
-  private path(key: string): string {
-    const [jobId, name, ...rest] = key.split('/');
-    if (jobId === undefined || name === undefined || rest.length > 0) throw new ResultKeyError(`invalid result key '${key}'`);
-    const path = join(this.root, resultKey(jobId, name));
-    if (!path.startsWith(this.root + sep)) throw new ResultKeyError(`invalid result key '${key}'`);
-    return path;
-  }
-
-  /**
-   * Written with synchronous calls on purpose: a job's files are small (a few KiB to a few hundred)
-   * and local, and each asynchronous call is a hop to libuv's thread pool and back, so that a put
-   * cost this thread ~0.45 ms of CPU as four hops against ~0.15 ms done here (measured on a 2-core
-   * VM, where that CPU is taken from onnxruntime's calls). The worker's event loop waits ~0.1 ms.
-   */
-  async put(key: string, data: Uint8Array): Promise<void> {
-    const path = this.path(key);
-    mkdirSync(dirname(path), { recursive: true });
-    const partial = `${path}.${randomBytes(6).toString('hex')}.partial`;
-    try {
-      writeFileSync(partial, data);
-      renameSync(partial, path);
-    } catch (error) {
-      rmSync(partial, { force: true });
-      throw error;
-    }
-  }
-
-  async get(key: string): Promise<Buffer | null> {
-    try {
-      return await readFile(this.path(key));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
-  }
-
-  async deleteJob(jobId: string): Promise<void> {
-    resultKey(jobId, 'x');
-    await rm(join(this.root, jobId), { recursive: true, force: true });
-  }
 }

@@ -71,7 +71,9 @@ interface Running {
 }
 
 async function launch(directory: string, port: number, bucket: string | null): Promise<Running> {
-  const args = [s3rverBin, '--directory', directory, '--address', '127.0.0.1', '--port', String(port), '--silent', '--no-vhost-buckets'];
+  // s3rver's ListObjectsV2 continuation tokens use DES, which OpenSSL 3 (Node 17+) only offers
+  // through its legacy provider: without it, every listing past one page fails with InternalError.
+  const args = ['--openssl-legacy-provider', s3rverBin, '--directory', directory, '--address', '127.0.0.1', '--port', String(port), '--silent', '--no-vhost-buckets'];
   if (bucket !== null) args.push('--configure-bucket', bucket);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

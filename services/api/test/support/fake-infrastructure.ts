@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { JobEventNotifier } from '@pixelflow/queue';
-import type { ResultStore } from '@pixelflow/results';
+import type { OpenedObject, ResultStore, StoredObject } from '@pixelflow/results';
 import { buildApp } from '../../src/app.ts';
 import { loadApiConfig } from '../../src/config.ts';
 import type { ApiInfrastructure } from '../../src/infrastructure.ts';
@@ -43,9 +45,23 @@ export class InMemoryResultStore implements ResultStore {
     return this.objects.get(key) ?? null;
   }
 
+  async stat(key: string): Promise<StoredObject | null> {
+    const data = this.objects.get(key);
+    return data ? { size: data.length, etag: `"${createHash('sha256').update(data).digest('hex')}"` } : null;
+  }
+
+  async open(key: string): Promise<OpenedObject | null> {
+    const stored = await this.stat(key);
+    return stored && { ...stored, body: Readable.from([this.objects.get(key)!]) };
+  }
+
   async deleteJob(jobId: string): Promise<void> {
     for (const key of this.objects.keys()) if (key.startsWith(`${jobId}/`)) this.objects.delete(key);
   }
+
+  async verify(): Promise<void> {}
+
+  close(): void {}
 }
 
 export interface FakeInfrastructure extends ApiInfrastructure {
