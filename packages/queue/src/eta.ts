@@ -21,8 +21,15 @@ import type { JobProgress, ResolvedGeneration } from '@pixelflow/schemas';
 // plays the rounds forward, job by job, to count exactly that. With concurrency 1
 // this is the queue in order: all work ahead, then its own.
 //
-// The figure is one worker's; several workers sharing a queue would divide it
-// (not measured yet).
+// Several workers sharing the queue are one pool: their slots add up (a waiting
+// job starts when any of them frees one), and a round of calls is shared among
+// the workers that run its jobs, each running its own part at once. The pool
+// plays forward as one worker with all the slots whose round costs the images
+// of its jobs divided by the workers busy with them (as many as there are jobs,
+// up to all of them): jobs spread evenly over the workers, each as fast as the
+// pool's typical worker (poolThroughput: the harmonic mean of the rates the live
+// workers measured, so that a pool of one fast and one slow worker gets through
+// the work of both together). With one worker this is the model above exactly.
 
 /** Seconds a queue-full answer asks a client to wait when no worker has measured throughput yet. */
 const UNMEASURED_RETRY_AFTER_SECONDS = 10;
@@ -45,10 +52,38 @@ export interface JobShape {
   images: number;
 }
 
-/** What a worker measured, for estimates: its seconds per (image x step) and how many jobs it runs at once. */
+/**
+ * What a worker measured, for estimates: its seconds per (image x step) and how many jobs it runs at
+ * once; for a pool (poolThroughput), its typical worker's, and how many workers share the queue.
+ */
 export interface Throughput {
   secondsPerImageStep: number;
   concurrency: number;
+  /** Workers sharing the queue, each this fast with this many slots; 1 when absent. */
+  workers?: number;
+}
+
+/** One live worker as the pool sees it: its slots and, once it has run jobs, its measured seconds per (image x step). */
+export interface PoolMember {
+  /** Its slots; null when its heartbeat does not say (a worker older than that field): as recorded. */
+  concurrency: number | null;
+  secondsPerImageStep: number | null;
+}
+
+/**
+ * The queue's workers as one pool: as many workers as are alive, with their slots averaged and the
+ * harmonic mean of their measured rates (the pool's work per second is the sum of theirs); a worker
+ * that has not measured yet counts as the typical measured one. With no member measured, `recorded`
+ * (the last rate any worker recorded) stands for each; null when there is neither. With no worker
+ * alive, the pool is the one worker that will start (Retry-After adds its start-up time).
+ */
+export function poolThroughput(members: readonly PoolMember[], recorded: Throughput | null): Throughput | null {
+  const rates = members.flatMap((m) => (m.secondsPerImageStep !== null && m.secondsPerImageStep > 0 ? [m.secondsPerImageStep] : []));
+  const secondsPerImageStep = rates.length > 0 ? rates.length / sum(rates.map((seconds) => 1 / seconds)) : recorded?.secondsPerImageStep;
+  if (secondsPerImageStep === undefined) return null;
+  if (members.length === 0) return { secondsPerImageStep, concurrency: recorded?.concurrency ?? 1, workers: 1 };
+  const slots = members.map((m) => Math.max(1, m.concurrency ?? recorded?.concurrency ?? 1));
+  return { secondsPerImageStep, concurrency: sum(slots) / members.length, workers: members.length };
 }
 
 /** Steps x images: the unit of work every estimate counts. */
@@ -108,9 +143,11 @@ export interface EtaInputs {
   ahead: QueueAhead;
   /** Jobs waiting behind it (all waiting jobs once it runs), the next to start first: they take the slots that free up before it ends. */
   behind: readonly JobShape[];
-  /** Jobs the worker runs at once. */
+  /** Jobs one worker runs at once. */
   concurrency: number;
   secondsPerImageStep: number;
+  /** Workers sharing the queue (1 when absent): their slots add up, and they share each round's images. */
+  workers?: number;
 }
 
 /**
@@ -120,9 +157,10 @@ export interface EtaInputs {
  */
 export function etaSeconds(inputs: EtaInputs): number {
   const { own, running, othersRunning, ahead, behind, secondsPerImageStep } = inputs;
-  const slots = Math.max(1, Math.floor(inputs.concurrency));
+  const workers = Math.max(1, Math.floor(inputs.workers ?? 1));
+  const slots = Math.max(1, Math.round(inputs.concurrency * workers));
   const mine: JobShape = { ...own };
-  // More may run than this worker's slots (several workers): they all run on, and no one starts meanwhile.
+  // More may run than the pool's slots (workers that have since left): they all run on, and no one starts meanwhile.
   let active: JobShape[] = [...othersRunning.map((job) => ({ ...job })), ...(running ? [mine] : [])];
   const waiting: JobShape[] = [...ahead.jobs, ...(running ? [] : [mine]), ...behind];
   let next = 0;
@@ -137,7 +175,8 @@ export function etaSeconds(inputs: EtaInputs): number {
     if (active.some((job) => job.steps <= 0)) continue; // a job with nothing left started and ends at once
     // Until the next job ends, every job in a slot takes this many steps.
     const steps = Math.min(...active.map((job) => job.steps));
-    work += steps * sum(active.map((job) => job.images));
+    // The round's images, spread over the workers running them: one worker per job, up to all of them.
+    work += (steps * sum(active.map((job) => job.images))) / Math.min(workers, active.length);
     for (const job of active) job.steps -= steps;
   }
 }
@@ -162,6 +201,7 @@ export function queueWaitSeconds(queue: QueueNow, throughput: Throughput): numbe
     behind: [],
     concurrency: throughput.concurrency,
     secondsPerImageStep: throughput.secondsPerImageStep,
+    workers: throughput.workers ?? 1,
   });
 }
 

@@ -3,19 +3,21 @@ export { answerWithin, connectRedis, pingRedis, type RedisRole } from './redis.t
 export { JobRecords, type JobRecord, type NewJob } from './job-records.ts';
 export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';
-export { clearHeartbeat, liveWorkers, sendHeartbeat, WorkerHeartbeat } from './workers.ts';
+export { clearHeartbeat, liveWorkers, sendHeartbeat, takesJobs, WorkerHeartbeat } from './workers.ts';
 export { JobQueue, type Admission, type QueueDepth, type QueuedJobData } from './job-queue.ts';
 export {
   etaSeconds,
   jobShape,
   jobWork,
   NO_WORKER_RETRY_AFTER_SECONDS,
+  poolThroughput,
   queueAhead,
   queueWaitSeconds,
   remainingShape,
   retryAfterSecondsWhenFull,
   type EtaInputs,
   type JobShape,
+  type PoolMember,
   type QueueAhead,
   type QueueNow,
   type Throughput,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isFinished } from '@pixelflow/schemas';
 import { publishCancel } from './cancel.ts';
-import { etaSeconds, jobShape, queueAhead, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull, type Throughput } from './eta.ts';
+import { etaSeconds, jobShape, poolThroughput, queueAhead, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull, type PoolMember, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
 import type { JobQueue, QueueDepth } from './job-queue.ts';
 import { JobRecords, placed, type JobRecord, type Placement } from './job-records.ts';
@@ -10,7 +10,7 @@ import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } f
 import type { Keys } from './keys.ts';
 import { pingRedis } from './redis.ts';
 import { ThroughputRecord } from './throughput.ts';
-import { liveWorkers, type WorkerHeartbeat } from './workers.ts';
+import { liveWorkers, takesJobs, type WorkerHeartbeat } from './workers.ts';
 
 // The job service on Redis: composes the record (JobRecords), its event
 // stream (JobEvents) and the BullMQ delivery (JobQueue) into the operations
@@ -33,6 +33,12 @@ export interface RedisJobServiceOptions {
  * likewise the last queued jobs a queue-full answer reads for its Retry-After.
  */
 const ETA_SAMPLE = 50;
+/**
+ * How old a read of the heartbeats a status request's ETA may use: workers come and go in seconds
+ * (their heartbeat keys live three heartbeat intervals), and a SCAN per status request would cost
+ * round trips in proportion to every key in Redis.
+ */
+const POOL_READ_MAX_AGE_MS = 1000;
 
 function newJobId(): string {
   // What JobId accepts: not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
@@ -50,6 +56,8 @@ export class RedisJobService implements JobService {
   private readonly now: () => Date;
   /** The heartbeat read in flight, which calls meanwhile share (see liveWorkers). */
   private workersRead: Promise<WorkerHeartbeat[]> | null = null;
+  /** The last heartbeat read, for ETAs (POOL_READ_MAX_AGE_MS). */
+  private lastWorkers: { at: number; workers: WorkerHeartbeat[] } | null = null;
 
   constructor(options: RedisJobServiceOptions) {
     this.redis = options.redis;
@@ -89,9 +97,10 @@ export class RedisJobService implements JobService {
    * and waiting and the measured throughput, and whether a worker is alive to run them.
    */
   private async whenFull(request: JobRequest, depth: QueueDepth): Promise<{ retryAfterSeconds: number; workersAlive: number }> {
-    const [activeIds, newestIds, throughput, workers] = await Promise.all([this.queue.activeIds(), this.queue.newest(ETA_SAMPLE), this.throughput(), this.liveWorkers()]);
-    // A stopping worker takes no new jobs.
-    const workersAlive = workers.filter((worker) => worker.state !== 'stopping').length;
+    const [activeIds, newestIds, recorded, workers] = await Promise.all([this.queue.activeIds(), this.queue.newest(ETA_SAMPLE), this.throughput(), this.liveWorkers()]);
+    const takingJobs = workers.filter(takesJobs);
+    const workersAlive = takingJobs.length;
+    const throughput = poolThroughput(takingJobs.map(poolMember), recorded);
     let waitSeconds: number | null = null;
     if (throughput !== null) {
       const work = new Map((await this.records.workOf([...activeIds, ...newestIds])).map((job) => [job.id, job]));
@@ -115,7 +124,7 @@ export class RedisJobService implements JobService {
     // Where the queue holds the job, whatever the record said: a worker may have taken it, or handed it
     // back, since (placed). The wait list is read before the active list, on one connection, so a job
     // that a worker takes meanwhile shows in one or the other.
-    const [standing, next, activeIds, throughput] = await Promise.all([this.queue.standing(id, ETA_SAMPLE), this.queue.next(ETA_SAMPLE), this.queue.activeIds(), this.throughput()]);
+    const [standing, next, activeIds, throughput] = await Promise.all([this.queue.standing(id, ETA_SAMPLE), this.queue.next(ETA_SAMPLE), this.queue.activeIds(), this.pool()]);
     const placement: Placement = standing ? { waiting: standing.position } : activeIds.includes(id) ? 'active' : 'elsewhere';
     // Queued but in neither list: canceled since the record was read, most likely.
     const current = placement === 'elsewhere' && read.status === 'queued' ? await this.records.get(id) : read;
@@ -139,6 +148,7 @@ export class RedisJobService implements JobService {
       behind: workOf(behindIds).map((job) => jobShape(job.parameters)),
       concurrency: throughput.concurrency,
       secondsPerImageStep: throughput.secondsPerImageStep,
+      workers: throughput.workers ?? 1,
     });
     return { record, queuePosition, etaSeconds: eta };
   }
@@ -183,6 +193,20 @@ export class RedisJobService implements JobService {
     return this.throughputRecord.read();
   }
 
+  /** The workers taking jobs as one pool (poolThroughput), from a heartbeat read at most POOL_READ_MAX_AGE_MS old. */
+  private async pool(): Promise<Throughput | null> {
+    const [recorded, workers] = await Promise.all([this.throughput(), this.recentWorkers()]);
+    return poolThroughput(workers.filter(takesJobs).map(poolMember), recorded);
+  }
+
+  private async recentWorkers(): Promise<WorkerHeartbeat[]> {
+    const now = Date.now();
+    if (this.lastWorkers !== null && now - this.lastWorkers.at <= POOL_READ_MAX_AGE_MS) return this.lastWorkers.workers;
+    const workers = await this.liveWorkers();
+    this.lastWorkers = { at: now, workers };
+    return workers;
+  }
+
   connected(): boolean {
     return this.redis.status === 'ready';
   }
@@ -199,4 +223,9 @@ export class RedisJobService implements JobService {
     });
     return this.workersRead;
   }
+}
+
+/** A heartbeat as the ETA's pool counts it. */
+function poolMember(worker: WorkerHeartbeat): PoolMember {
+  return { concurrency: worker.concurrency ?? null, secondsPerImageStep: worker.seconds_per_image_step ?? null };
 }

@@ -3,8 +3,9 @@ import { z } from 'zod';
 import type { Keys } from './keys.ts';
 
 // Worker heartbeats: each worker keeps a short-lived key alive that says which
-// model it serves and whether it is loaded. The API's /readyz and /models read
-// them; a worker that dies simply stops renewing its key.
+// model it serves, whether it is loaded, on which device and how fast it has
+// been. The API's /readyz, /models and ETAs read them; a worker that dies
+// simply stops renewing its key.
 
 export const WorkerHeartbeat = z.object({
   worker_id: z.string(),
@@ -17,6 +18,12 @@ export const WorkerHeartbeat = z.object({
     weights_sha256: z.string(),
   }),
   provider: z.string(),
+  /** The GPU (ORT_DEVICE_ID) the worker runs on with a GPU provider; absent from workers older than it. */
+  device_id: z.int().optional(),
+  /** Jobs it runs at once (MAX_CONCURRENT_JOBS); absent from workers older than it. */
+  concurrency: z.int().optional(),
+  /** Its own measured seconds per (image x step) (eta.ts), null before it has run a job. */
+  seconds_per_image_step: z.number().nullable().optional(),
   pid: z.int(),
   hostname: z.string(),
   started_at: z.iso.datetime(),
@@ -47,4 +54,9 @@ export async function liveWorkers(redis: Redis, keys: Keys): Promise<WorkerHeart
     const parsed = value === null ? null : WorkerHeartbeat.safeParse(JSON.parse(value));
     return parsed?.success ? [parsed.data] : [];
   });
+}
+
+/** A worker that takes jobs (loading or ready: a stopping one takes no new ones), as the ETA's pool counts it. */
+export function takesJobs(worker: WorkerHeartbeat): boolean {
+  return worker.state !== 'stopping';
 }

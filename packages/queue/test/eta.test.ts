@@ -4,6 +4,7 @@ import {
   jobShape,
   jobWork,
   NO_WORKER_RETRY_AFTER_SECONDS,
+  poolThroughput,
   queueAhead,
   queueWaitSeconds,
   remainingShape,
@@ -135,5 +136,64 @@ describe('Retry-After', () => {
   it('adds the time a worker takes to start when none is alive', () => {
     expect(retryAfterSecondsWhenFull({ waitSeconds: null, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS);
     expect(retryAfterSecondsWhenFull({ waitSeconds: 39.2, workersAlive: 0 })).toBe(NO_WORKER_RETRY_AFTER_SECONDS + 40);
+  });
+});
+
+describe('ETA with several workers sharing the queue', () => {
+  it('adds up their slots and shares each round among them: a queue of equal jobs drains N times as fast', () => {
+    const ahead = { jobs: [job(10), job(10), job(10), job(10), job(10)], beyondWork: 0 };
+    // One worker, one slot: the five ahead, then its own.
+    expect(eta({ own: job(10), ahead })).toBe(60);
+    // Three workers of one slot: three jobs at a time, each round spread over three workers.
+    expect(eta({ own: job(10), ahead, workers: 3 })).toBe(20);
+    // Two workers of two slots: four at a time (two each, rounds of 2 images per worker), then the
+    // last two, one per worker.
+    expect(eta({ own: job(10), ahead, concurrency: 2, workers: 2 })).toBe(10 * 2 + 10 * 1);
+  });
+
+  it('gives a lone job no speed-up from idle workers: a job runs on one worker', () => {
+    expect(eta({ own: job(15), running: true, workers: 3 })).toBe(15);
+    // Two jobs on three workers: one each.
+    expect(eta({ own: job(10), running: true, othersRunning: [job(10, 1)], workers: 3 })).toBe(10);
+    // A job of 4 images beside a job of 1 on two workers: the rounds cost (4 + 1) / 2 per step.
+    expect(eta({ own: job(10), running: true, othersRunning: [job(10, 4)], concurrency: 8, workers: 2 })).toBe(25);
+  });
+
+  it('with one worker is the single-worker estimate exactly', () => {
+    const inputs = { own: job(8), othersRunning: [job(4), job(20)], ahead: { jobs: [job(6)], beyondWork: 0 }, concurrency: 2 };
+    expect(eta({ ...inputs, workers: 1 })).toBe(eta(inputs));
+  });
+
+  it('gives a full queue a shorter Retry-After with more workers', () => {
+    const queue = { running: [job(10), job(10), job(10)], waiting: queueAhead(6, [job(10)], job(10)) };
+    expect(queueWaitSeconds(queue, { secondsPerImageStep: 1, concurrency: 1 })).toBe(90);
+    expect(queueWaitSeconds(queue, { secondsPerImageStep: 1, concurrency: 1, workers: 3 })).toBe(30);
+  });
+});
+
+describe('the pool of live workers', () => {
+  it('is as many workers as are alive, their slots averaged, at the harmonic mean of their measured rates', () => {
+    // 10 and 3.33 image-steps a second together: 13.33 for two workers, 0.15 s each.
+    const pool = poolThroughput([{ concurrency: 8, secondsPerImageStep: 0.1 }, { concurrency: 4, secondsPerImageStep: 0.3 }], null);
+    expect(pool?.workers).toBe(2);
+    expect(pool?.concurrency).toBe(6);
+    expect(pool?.secondsPerImageStep).toBeCloseTo(0.15, 10);
+  });
+
+  it('counts a worker that has not measured yet as the typical measured one, or as the last recorded rate', () => {
+    expect(poolThroughput([{ concurrency: 8, secondsPerImageStep: 0.2 }, { concurrency: 8, secondsPerImageStep: null }], { secondsPerImageStep: 9, concurrency: 1 })).toEqual({
+      secondsPerImageStep: 0.2,
+      concurrency: 8,
+      workers: 2,
+    });
+    // Heartbeats without their slots (workers older than that field) count the recorded concurrency.
+    const unmeasured = { concurrency: null, secondsPerImageStep: null };
+    expect(poolThroughput([unmeasured, unmeasured, unmeasured], { secondsPerImageStep: 0.5, concurrency: 4 })).toEqual({ secondsPerImageStep: 0.5, concurrency: 4, workers: 3 });
+    expect(poolThroughput([unmeasured], null)).toBeNull();
+  });
+
+  it('with no worker alive is the one worker that will start, at the last recorded rate', () => {
+    expect(poolThroughput([], { secondsPerImageStep: 0.5, concurrency: 4 })).toEqual({ secondsPerImageStep: 0.5, concurrency: 4, workers: 1 });
+    expect(poolThroughput([], null)).toBeNull();
   });
 });

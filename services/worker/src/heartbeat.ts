@@ -5,8 +5,9 @@ import type { ModelManifest } from '@pixelflow/schemas';
 import type { Logger } from 'pino';
 
 // The worker's heartbeat: a short-lived Redis key saying which model it
-// serves and in what state, renewed every interval. The API's /readyz and
-// /models read it; a worker that dies simply stops renewing it.
+// serves, in what state, on which GPU, with how many slots and how fast it
+// has been, renewed every interval. The API's /readyz, /models and ETAs read
+// it; a worker that dies simply stops renewing it.
 
 const CLEAR_TIMEOUT_MS = 2000;
 
@@ -14,6 +15,8 @@ export class Heartbeat {
   state: WorkerHeartbeat['state'] = 'loading';
   /** The execution provider serving: the configured one until the model says which it got. */
   provider: string;
+  /** Its last measured seconds per (image x step), for the ETAs of the pool of workers (eta.ts); null before its first job. */
+  secondsPerImageStep: number | null = null;
   private timer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private readonly redis: Redis;
@@ -22,8 +25,24 @@ export class Heartbeat {
   private readonly manifest: ModelManifest;
   private readonly intervalMs: number;
   private readonly log: Logger;
+  private readonly concurrency: number;
+  private readonly deviceId: number | undefined;
 
-  constructor(options: { redis: Redis; keys: Keys; workerId: string; manifest: ModelManifest; intervalMs: number; log: Logger; provider: string }) {
+  constructor(options: {
+    redis: Redis;
+    keys: Keys;
+    workerId: string;
+    manifest: ModelManifest;
+    intervalMs: number;
+    log: Logger;
+    provider: string;
+    /** MAX_CONCURRENT_JOBS. */
+    concurrency: number;
+    /** ORT_DEVICE_ID where the worker runs on a GPU; undefined on the CPU. */
+    deviceId?: number | undefined;
+  }) {
+    this.concurrency = options.concurrency;
+    this.deviceId = options.deviceId;
     this.redis = options.redis;
     this.keys = options.keys;
     this.workerId = options.workerId;
@@ -69,6 +88,9 @@ export class Heartbeat {
       state: this.state,
       model: { name: m.name, resolution: m.resolution, stages: m.stages.map((s) => s.resolution), classes: m.classes.names.length, weights_sha256: m.source.weights_sha256 },
       provider: this.provider,
+      ...(this.deviceId !== undefined && { device_id: this.deviceId }),
+      concurrency: this.concurrency,
+      seconds_per_image_step: this.secondsPerImageStep,
       pid: process.pid,
       hostname: hostname(),
       started_at: this.startedAt,

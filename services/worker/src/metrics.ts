@@ -98,6 +98,14 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  /** Which worker this is (always 1; the labels say who), so that dashboards tell the workers of one machine apart by GPU. */
+  readonly info = new Gauge({
+    name: 'pixelflow_worker_info',
+    help: 'Always 1; labels: worker_id (WORKER_ID), provider (the execution provider serving), device_id (ORT_DEVICE_ID with a GPU, empty on the CPU), hostname',
+    labelNames: ['worker_id', 'provider', 'device_id', 'hostname'],
+    registers: [this.registry],
+  });
+
   /** How this process reaches Redis, once it has a connection (watchRedis); until then it reports 0. */
   private pingRedis: (() => Promise<void>) | undefined;
 
@@ -122,6 +130,12 @@ export class WorkerMetrics {
   /** Reports pixelflow_redis_up from `ping` (a PING that rejects after REDIS_SCRAPE_TIMEOUT_MS) at each scrape. */
   watchRedis(ping: (timeoutMs: number) => Promise<void>): void {
     this.pingRedis = () => ping(REDIS_SCRAPE_TIMEOUT_MS);
+  }
+
+  /** Sets pixelflow_worker_info's one series (the provider may change once the model says which it got). */
+  identify(labels: { worker_id: string; provider: string; device_id: string; hostname: string }): void {
+    this.info.reset();
+    this.info.set(labels, 1);
   }
 
   /** The number of jobs running now, and so whether this worker is busy. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, pingRedis, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { LocalResultStore } from '@pixelflow/results';
@@ -64,7 +65,9 @@ function openRedis(config: WorkerConfig, role: 'worker' | 'subscriber', name: st
 
 export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({ level: config.LOG_LEVEL })): Promise<RunningWorker> {
   const id = config.WORKER_ID;
-  const log = baseLog.child({ worker_id: id });
+  // The GPU, where there is one: operators running one worker per GPU tell them apart by it in logs, heartbeats and metrics.
+  const deviceId = config.ORT_PROVIDER === 'cuda' ? config.ORT_DEVICE_ID : undefined;
+  const log = baseLog.child({ worker_id: id, ...(deviceId !== undefined && { device_id: deviceId }) });
   const keys = makeKeys(config.REDIS_PREFIX);
   const closers = new Closers(log);
   const metrics = new WorkerMetrics();
@@ -81,7 +84,19 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     log.info({ port: served.port }, `worker metrics on http://${config.WORKER_METRICS_HOST}:${served.port}/metrics`);
 
     const modelDir = await loadModelDir(config.MODEL_DIR);
-    const beat = new Heartbeat({ redis, keys, workerId: id, manifest: modelDir.manifest, intervalMs: config.HEARTBEAT_INTERVAL_MS, log, provider: config.ORT_PROVIDER });
+    const identity = { worker_id: id, device_id: deviceId === undefined ? '' : String(deviceId), hostname: hostname() };
+    metrics.identify({ ...identity, provider: config.ORT_PROVIDER });
+    const beat = new Heartbeat({
+      redis,
+      keys,
+      workerId: id,
+      manifest: modelDir.manifest,
+      intervalMs: config.HEARTBEAT_INTERVAL_MS,
+      log,
+      provider: config.ORT_PROVIDER,
+      concurrency: config.MAX_CONCURRENT_JOBS,
+      deviceId,
+    });
     heartbeat = beat;
     closers.add('heartbeat', () => beat.stop());
     await beat.start();
@@ -89,6 +104,7 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     const host = await hostModel(modelDir, config, metrics, log);
     closers.add('model', () => host.dispose());
     beat.provider = host.provider;
+    metrics.identify({ ...identity, provider: host.provider });
 
     const records = new JobRecords(redis, keys);
     const store = new LocalResultStore(config.RESULTS_DIR);
@@ -108,7 +124,11 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
       ender: jobEnder(records, metrics, config.JOB_RETENTION_SECONDS, log),
       throughput,
       onRunning: (count) => metrics.running(count),
-      onThroughput: (seconds) => throughputRecord.record({ secondsPerImageStep: seconds, concurrency: config.MAX_CONCURRENT_JOBS }),
+      onThroughput: (seconds) => {
+        // Its own rate goes out with its heartbeat (the ETA's pool of workers); the shared record stays for older APIs.
+        beat.secondsPerImageStep = seconds;
+        return throughputRecord.record({ secondsPerImageStep: seconds, concurrency: config.MAX_CONCURRENT_JOBS });
+      },
       log,
     });
     processor = jobs;
