@@ -9,15 +9,17 @@ import { buildApp } from '../services/api/src/app.ts';
 import { loadWorkerConfig } from '../services/worker/src/config.ts';
 import { WorkerMetrics } from '../services/worker/src/metrics.ts';
 import { REPO } from '../scripts/compiled.mjs';
+import { unknownFieldErrors } from './support/k8s-fields.ts';
 import { kustomize, type KubeObject } from './support/kubectl.ts';
 
 // deploy/k8s as a cluster would receive it (no cluster here): the base and every overlay rendered
 // by the real `kubectl kustomize` (kubectl 1.35, test/support/kubectl.ts), every object validated
-// against the Kubernetes schemas (kubernetes-models), and what the manifests say checked against
-// the code they run: every environment variable is one the process's zod schema reads, with a
-// value it accepts; the probes and ports are the ones the API and the worker serve (the real app,
-// the real metrics server, the readiness command run as the kubelet would); the worker's grace
-// period outlasts its SHUTDOWN_GRACE_MS; and no secret value is in the repository.
+// against the Kubernetes schemas (kubernetes-models) and checked for fields its type does not
+// have, and what the manifests say checked against the code they run: every environment variable
+// is one the process's zod schema reads, with a value it accepts; the probes and ports are the ones
+// the API and the worker serve (the real app, the real metrics server, the readiness command run
+// as the kubelet would); the worker's grace period outlasts its SHUTDOWN_GRACE_MS; and no secret
+// value is in the repository.
 
 const K8S = join(REPO, 'deploy', 'k8s');
 const TREES = ['base', ...readdirSync(join(K8S, 'overlays')).map((name) => `overlays/${name}`)];
@@ -260,6 +262,13 @@ describe.each(TREES)('deploy/k8s/%s rendered by kubectl kustomize', (tree) => {
       const keys = Object.keys((map as KubeObject & { data?: object }).data ?? {});
       expect(keys.filter((key) => key === 'REDIS_URL' || /SECRET|PASSWORD|TOKEN|ACCESS_KEY/.test(key)), map.metadata.name).toEqual([]);
     }
+  });
+});
+
+describe('every rendered object', () => {
+  it('declares no field its Kubernetes type does not have (a misspelt field would be dropped silently)', () => {
+    const entries = TREES.flatMap((tree) => objects(tree).map((object) => ({ label: tree, object })));
+    expect(unknownFieldErrors(entries)).toEqual([]);
   });
 });
 
