@@ -1,5 +1,6 @@
 import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { WEB_DIST_DIR } from '@pixelflow/web';
+import { checkResultsEnv, ResultsEnv } from '@pixelflow/results';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
@@ -50,12 +51,15 @@ export const ApiEnv = CommonEnv.extend({
   KEEP_ALIVE_TIMEOUT_MS: intVar(1000, 600_000, 72_000),
   /** Open connections (event streams included) beyond which new ones are dropped unanswered. */
   MAX_CONNECTIONS: intVar(1, 1_000_000, 4096),
-}).check((ctx) => {
-  const { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } = ctx.value;
-  if (HEADERS_TIMEOUT_MS > REQUEST_TIMEOUT_MS) {
-    ctx.issues.push({ code: 'custom', input: HEADERS_TIMEOUT_MS, path: ['HEADERS_TIMEOUT_MS'], message: `must not exceed REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS})` });
-  }
-});
+})
+  .extend(ResultsEnv.shape)
+  .check((ctx) => {
+    const { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } = ctx.value;
+    if (HEADERS_TIMEOUT_MS > REQUEST_TIMEOUT_MS) {
+      ctx.issues.push({ code: 'custom', input: HEADERS_TIMEOUT_MS, path: ['HEADERS_TIMEOUT_MS'], message: `must not exceed REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS})` });
+    }
+  })
+  .check(checkResultsEnv);
 
 export type ApiConfig = z.output<typeof ApiEnv>;
 

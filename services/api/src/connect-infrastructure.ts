@@ -1,14 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { answerWithin, connectRedis, JobEventHub, JobQueue, keys as makeKeys, RedisJobService } from '@pixelflow/queue';
-import { LocalResultStore } from '@pixelflow/results';
+import { openResultStore } from '@pixelflow/results';
 import type { ApiConfig } from './config.ts';
 import type { ApiInfrastructure } from './infrastructure.ts';
 
 // The API's infrastructure for real: three Redis connections (request reads that
 // fail fast, BullMQ's own that retries forever, the events subscriber) and the
-// results folder. Whoever connects it owns it and closes it once the app has
-// closed: main.ts, or buildApp when it was given none.
+// result store (a folder, or an S3 bucket checked at start). Whoever connects it
+// owns it and closes it once the app has closed: main.ts, or buildApp when it was
+// given none.
 
 /** How long start-up waits for Redis, so the first requests do not meet a connection still opening. */
 const REDIS_GRACE_MS = 2000;
@@ -80,6 +81,8 @@ async function graceForRedis(redis: Redis): Promise<void> {
 }
 
 export async function connectInfrastructure(config: ApiConfig): Promise<ConnectedInfrastructure> {
+  // First, before any connection: a store that cannot work stops the start with its one line.
+  const resultStore = await openResultStore(config);
   const keys = makeKeys(config.REDIS_PREFIX);
   const errors = new HeldErrors();
   const onRedisError = (error: Error): void => errors.report(error, `Redis at ${config.REDIS_URL} is unreachable`);
@@ -95,9 +98,9 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
     infrastructure = {
       jobs: new RedisJobService({ redis, keys, queue, retentionSeconds: config.JOB_RETENTION_SECONDS }),
       eventHub,
-      resultStore: new LocalResultStore(config.RESULTS_DIR),
+      resultStore,
       reportErrorsTo: (log) => errors.sendTo(log),
-      close: () => (closing ??= quitAll(queue, bullConnection, connections)),
+      close: () => (closing ??= quitAll(queue, bullConnection, connections).finally(() => resultStore.close())),
     };
     // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
     // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
@@ -105,6 +108,7 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
   } catch (error) {
     // Left open, they would reconnect for good and keep the process alive.
     for (const connection of connections) connection.disconnect();
+    resultStore.close();
     throw error;
   }
   await graceForRedis(redis);

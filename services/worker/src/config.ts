@@ -1,5 +1,6 @@
 import { availableParallelism, hostname } from 'node:os';
 import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
+import { checkResultsEnv, ResultsEnv } from '@pixelflow/results';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
@@ -53,7 +54,9 @@ const WorkerEnv = CommonEnv.extend({
    */
   MAINTENANCE_LOCK_MS: intVar(1000, 3_600_000, 30_000),
   WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: "must be letters, digits, '_', '.' or '-'" }).optional(),
-});
+})
+  .extend(ResultsEnv.shape)
+  .check(checkResultsEnv);
 
 export type WorkerConfig = z.output<typeof WorkerEnv> & { WORKER_ID: string };
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, pingRedis, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
-import { LocalResultStore } from '@pixelflow/results';
+import { openResultStore } from '@pixelflow/results';
 import { loadModelDir, PngEncoderPool } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
@@ -75,6 +75,9 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
   let processor: JobProcessor | undefined;
   let metricsPort = 0;
   try {
+    // First: a result store that cannot work stops the start with its one line, before the model loads.
+    const store = await openResultStore(config);
+    closers.add('result store', () => store.close());
     const redis = openRedis(config, 'worker', `pixelflow-worker-${id}`, log, closers);
     const subscriber = openRedis(config, 'subscriber', `pixelflow-worker-${id}-cancel`, log, closers);
     metrics.watchRedis((timeoutMs) => pingRedis(redis, timeoutMs));
@@ -107,7 +110,6 @@ export async function startWorker(config: WorkerConfig, baseLog: Logger = pino({
     metrics.identify({ ...identity, provider: host.provider });
 
     const records = new JobRecords(redis, keys);
-    const store = new LocalResultStore(config.RESULTS_DIR);
     const throughput = new ThroughputMeter();
     const throughputRecord = new ThroughputRecord(redis, keys);
     const pngs = new PngEncoderPool();
