@@ -273,21 +273,24 @@ describe('every rendered object', () => {
 });
 
 describe.each(DEPLOYABLE)('deploy/k8s/%s', (tree) => {
-  it('stores results where every API and worker pod reaches them: S3, or the same ReadWriteMany volume', () => {
+  it('stores results where every API and worker pod reaches them: the same bucket, or the same ReadWriteMany volume', () => {
     const stores = (['api', 'worker'] as const).map((component) => {
       const deployment = find<Deployment>(tree, 'Deployment', `pixelflow-${component}`);
       const c = container(tree, component);
-      const env = environment(tree, c);
-      if (env['RESULTS_STORE'] === 's3') return `s3:${env['S3_BUCKET']}/${env['S3_PREFIX'] ?? ''}`;
-      const dir = loadWorkerConfig(env).RESULTS_DIR;
-      const mount = c.volumeMounts?.find((m) => m.mountPath === dir);
+      const config = loadWorkerConfig(environment(tree, c));
+      if (config.RESULTS_STORE === 's3') {
+        // Credentials by reference to the same Secret keys, or none (the pod's own identity).
+        const credentials = (c.env ?? []).filter((v) => AWS_SDK_VARIABLES.has(v.name)).map((v) => `${v.name}<-${JSON.stringify(v.valueFrom?.secretKeyRef)}`);
+        return { store: 's3', where: [config.S3_ENDPOINT, config.S3_REGION, config.S3_BUCKET, config.S3_PREFIX, config.S3_FORCE_PATH_STYLE], credentials };
+      }
+      const mount = c.volumeMounts?.find((m) => m.mountPath === config.RESULTS_DIR);
       const claim = deployment.spec.template.spec.volumes?.find((v) => v.name === mount?.name)?.persistentVolumeClaim?.claimName;
-      expect(claim, `${component}: RESULTS_DIR ${dir} is on no volume claim`).toBeDefined();
+      expect(claim, `${component}: RESULTS_DIR ${config.RESULTS_DIR} is on no volume claim`).toBeDefined();
       const pvc = find<KubeObject & { spec: { accessModes: string[] } }>(tree, 'PersistentVolumeClaim', claim ?? '');
       expect(pvc.spec.accessModes).toContain('ReadWriteMany');
-      return `claim:${claim}`;
+      return { store: 'local', where: [claim] };
     });
-    expect(stores[0]).toBe(stores[1]);
+    expect(stores[0]).toEqual(stores[1]);
   });
 
   it('puts everything in one namespace', () => {
