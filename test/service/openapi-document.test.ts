@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobRecords, keys } from '@pixelflow/queue';
 import { startPrivateRedis } from '../../packages/queue/test/support/redis-server.ts';
+import { startS3Server } from '../../packages/results/test/support/s3-server.ts';
 import { stallPastTheLimit } from '../../services/worker/test/support/worker-harness.ts';
 import { OpenApiConformance } from './openapi-conformance.ts';
 import { REPO, startService, waitForStatus, type TestService } from './support.ts';
@@ -198,6 +199,27 @@ describe('real responses conform to the document', () => {
     } finally {
       await alone.stop().catch(() => undefined);
       await redis.kill();
+    }
+  });
+
+  it('with results in S3 served by presigned redirects: 307 to a URL that serves the PNG, 503 while the store is away', { timeout: 90_000 }, async () => {
+    const s3 = await startS3Server();
+    const presigning = await startService({ worker: true, env: { ...s3.env, RESULTS_REDIRECT: 'presigned' } });
+    try {
+      const base = presigning.url;
+      const id = String((await conforms('POST', '/jobs', '/jobs', { base, ...json({ class: 5, num_images: 1, steps: 1 }) })).json()['id']);
+      await waitForStatus(base, id, ['succeeded']);
+      for (const kind of ['images', 'previews']) {
+        const redirect = await conforms('GET', `/jobs/{id}/${kind}/{n}`, `/jobs/${id}/${kind}/0`, { base, redirect: 'manual' });
+        expect(redirect.status).toBe(307);
+      }
+      await s3.kill();
+      for (const kind of ['images', 'previews']) {
+        expect((await conforms('GET', `/jobs/{id}/${kind}/{n}`, `/jobs/${id}/${kind}/0`, { base, redirect: 'manual' })).status).toBe(503);
+      }
+    } finally {
+      await presigning.stop().catch(() => undefined);
+      await s3.stop();
     }
   });
 

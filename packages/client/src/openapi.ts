@@ -326,11 +326,11 @@ export interface components {
     headers: {
         /** @description The request id, on every log line about the request and on the jobs it creates: the client’s own X-Request-Id when it is 1 to 128 of letters, digits and . _ : -, otherwise one the server made */
         "X-Request-Id": string;
-        /** @description Path of the job just created, /jobs/{id} */
+        /** @description POST /jobs: the path of the job just created, /jobs/{id}. 307 from an image or preview: a presigned URL of the file in the object store, valid for RESULTS_PRESIGN_SECONDS */
         Location: string;
-        /** @description Strong validator of the PNG: its sha256 in quotes; send it back in If-None-Match */
+        /** @description Strong validator of the PNG, in quotes: an image’s sha256 (as in the job’s images), a preview’s from the result store; send it back in If-None-Match */
         ETag: string;
-        /** @description An image never changes under its URL: public, max-age=31536000, immutable */
+        /** @description A PNG never changes under its URL: public, max-age=31536000, immutable. A 307 to a presigned URL is not to be cached (its URL expires): no-store */
         "Cache-Control": string;
         /** @description Seconds to wait before trying again */
         "Retry-After": number;
@@ -422,7 +422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Queue full or Service unavailable. /problems/queue-full (Queue full): The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Queue full or Service unavailable. /problems/queue-full (Queue full): The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -477,7 +477,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -552,7 +552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -601,6 +601,16 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Temporary redirect (RESULTS_REDIRECT=presigned): GET the PNG at Location, a short-lived presigned URL of the S3 object store. The API answered 404 or 503 itself if the file is missing or the store unreachable, and 304 to a matching If-None-Match */
+            307: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    Location: components["headers"]["Location"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Invalid request. /problems/validation (Invalid request): The request body, a path parameter or a query parameter breaks a rule; `errors` lists each failing field. */
             400: {
                 headers: {
@@ -631,7 +641,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -680,6 +690,16 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Temporary redirect (RESULTS_REDIRECT=presigned): GET the PNG at Location, a short-lived presigned URL of the S3 object store. The API answered 404 or 503 itself if the file is missing or the store unreachable, and 304 to a matching If-None-Match */
+            307: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    Location: components["headers"]["Location"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Invalid request. /problems/validation (Invalid request): The request body, a path parameter or a query parameter breaks a rule; `errors` lists each failing field. */
             400: {
                 headers: {
@@ -710,7 +730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -781,7 +801,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -825,7 +845,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -941,7 +961,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
+            /** @description Service unavailable. /problems/service-unavailable (Service unavailable): Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -17,6 +17,15 @@ export function createResultStore(config: ResultsConfig): ResultStore {
     bucket: config.S3_BUCKET,
     prefix: config.S3_PREFIX,
     forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    ...(config.AWS_ACCESS_KEY_ID === undefined || config.AWS_SECRET_ACCESS_KEY === undefined
+      ? {}
+      : {
+          credentials: {
+            accessKeyId: config.AWS_ACCESS_KEY_ID,
+            secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
+            ...(config.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: config.AWS_SESSION_TOKEN }),
+          },
+        }),
   });
 }
 

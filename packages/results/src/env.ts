@@ -40,15 +40,26 @@ export const ResultsEnv = z.object({
     .default(''),
   /** true for servers without virtual-host buckets (MinIO, s3rver, most self-hosted ones): http://host/bucket/key. */
   S3_FORCE_PATH_STYLE: trueFalse.default('false').transform((v) => v === 'true'),
+  /**
+   * The AWS SDK's own variables, read here too so that a configuration handed to a service in
+   * code (tests, tools) carries its credentials; unset, the SDK's default provider chain applies
+   * (shared files, AWS_PROFILE, web identity, container and instance roles).
+   */
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
 });
 
 export type ResultsSettings = z.output<typeof ResultsEnv>;
 
 /** The rules between the variables, for the schemas that extend ResultsEnv: `.check(checkResultsEnv)`. */
 export function checkResultsEnv(ctx: z.core.ParsePayload<ResultsSettings>): void {
-  const { RESULTS_STORE, RESULTS_REDIRECT, S3_BUCKET } = ctx.value;
+  const { RESULTS_STORE, RESULTS_REDIRECT, S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY } = ctx.value;
   const issue = (path: string, message: string): void => void ctx.issues.push({ code: 'custom', input: ctx.value, path: [path], message });
   if (RESULTS_STORE === 's3' && S3_BUCKET === undefined) issue('S3_BUCKET', 'is required when RESULTS_STORE=s3');
   if (RESULTS_STORE === 'local' && S3_BUCKET !== undefined) issue('RESULTS_STORE', 'is local (the default) while S3_BUCKET is set: set RESULTS_STORE=s3, or unset S3_BUCKET');
+  if ((AWS_ACCESS_KEY_ID === undefined) !== (AWS_SECRET_ACCESS_KEY === undefined)) {
+    issue(AWS_ACCESS_KEY_ID === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY', 'is required with the other half of the key pair (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together)');
+  }
   if (RESULTS_STORE === 'local' && RESULTS_REDIRECT === 'presigned') issue('RESULTS_REDIRECT', 'needs RESULTS_STORE=s3 to be presigned (a local folder has no URLs to sign)');
 }

@@ -44,6 +44,9 @@ describe('ResultsEnv', () => {
     ]);
     expect(problems({ S3_BUCKET: 'images' })).toEqual(['RESULTS_STORE is local (the default) while S3_BUCKET is set: set RESULTS_STORE=s3, or unset S3_BUCKET']);
     expect(problems({ RESULTS_REDIRECT: 'presigned' })).toEqual(['RESULTS_REDIRECT needs RESULTS_STORE=s3 to be presigned (a local folder has no URLs to sign) (got "presigned")']);
+    expect(problems({ RESULTS_STORE: 's3', S3_BUCKET: 'images', AWS_ACCESS_KEY_ID: 'AKIA' })).toEqual([
+      'AWS_SECRET_ACCESS_KEY is required with the other half of the key pair (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together)',
+    ]);
     expect(problems({ RESULTS_STORE: 's3', S3_BUCKET: 'images', RESULTS_PRESIGN_SECONDS: '5' })).toEqual(['RESULTS_PRESIGN_SECONDS must be an integer from 10 to 604800 (got "5")']);
   });
 });

@@ -25,7 +25,7 @@ export const PROBLEMS = {
   'not-found': { status: 404, title: 'Not found', about: 'No such route, job, image or preview (jobs and their files expire after the retention period).' },
   'job-finished': { status: 409, title: 'Job already finished', about: 'A job that succeeded, failed or was canceled cannot be canceled.' },
   'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
-  'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis is unreachable, no worker has its model loaded, or the API is shutting down; retry later.' },
+  'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later.' },
   internal: { status: 500, title: 'Internal error', about: 'Something failed on our side; the log has the details under the request id.' },
 } as const;
 

@@ -28,9 +28,18 @@ export const RESPONSE_HEADERS = {
     type: 'string',
     description: 'The request id, on every log line about the request and on the jobs it creates: the client’s own X-Request-Id when it is 1 to 128 of letters, digits and . _ : -, otherwise one the server made',
   },
-  Location: { type: 'string', description: 'Path of the job just created, /jobs/{id}' },
-  ETag: { type: 'string', description: 'Strong validator of the PNG: its sha256 in quotes; send it back in If-None-Match' },
-  'Cache-Control': { type: 'string', description: 'An image never changes under its URL: public, max-age=31536000, immutable' },
+  Location: {
+    type: 'string',
+    description: 'POST /jobs: the path of the job just created, /jobs/{id}. 307 from an image or preview: a presigned URL of the file in the object store, valid for RESULTS_PRESIGN_SECONDS',
+  },
+  ETag: {
+    type: 'string',
+    description: 'Strong validator of the PNG, in quotes: an image’s sha256 (as in the job’s images), a preview’s from the result store; send it back in If-None-Match',
+  },
+  'Cache-Control': {
+    type: 'string',
+    description: 'A PNG never changes under its URL: public, max-age=31536000, immutable. A 307 to a presigned URL is not to be cached (its URL expires): no-store',
+  },
   'Retry-After': { type: 'integer', minimum: 0, description: 'Seconds to wait before trying again' },
 } as const satisfies Record<string, HeaderSchema>;
 type HeaderName = keyof typeof RESPONSE_HEADERS;
@@ -57,6 +66,14 @@ export const notModified: ResponseDeclaration = {
   description: 'Not modified: the If-None-Match validator matches (weak comparison; lists and * accepted)',
   content: {},
   headers: headers(['ETag', 'Cache-Control']),
+};
+
+/** 307 to the file in the object store, when the API is configured to redirect (RESULTS_REDIRECT=presigned). */
+export const presignedRedirect: ResponseDeclaration = {
+  description:
+    'Temporary redirect (RESULTS_REDIRECT=presigned): GET the PNG at Location, a short-lived presigned URL of the S3 object store. The API answered 404 or 503 itself if the file is missing or the store unreachable, and 304 to a matching If-None-Match',
+  content: {},
+  headers: headers(['Location', 'Cache-Control']),
 };
 
 /**

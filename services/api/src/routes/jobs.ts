@@ -1,14 +1,14 @@
-import { createHash, randomInt } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import { randomInt } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { JobService } from '@pixelflow/queue';
-import { imageKey, previewKey } from '@pixelflow/results';
+import { imageKey, previewKey, ResultStoreUnavailableError, type ResultStore } from '@pixelflow/results';
 import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import { matchesIfNoneMatch } from '../conditional-get.ts';
 import type { ApiContext } from '../context.ts';
 import { jobView } from '../job-view.ts';
-import { JOB_ROUTE_PROBLEMS, json, notModified, png, problems } from '../openapi/responses.ts';
+import { JOB_ROUTE_PROBLEMS, json, notModified, png, presignedRedirect, problems } from '../openapi/responses.ts';
 import { jobNotFound as notFound, problem, sendProblem } from '../problems.ts';
 import { guardJobRoutes } from './job-guard.ts';
 
@@ -31,6 +31,59 @@ function indexParam(pattern: RegExp, rule: string) {
 const IMAGE_INDEX = indexParam(/^[0-7]$/, 'must be an image index from 0 to 7, in plain decimal');
 /** Stages of a cascade: at most 16. */
 const STAGE_INDEX = indexParam(/^(?:[0-9]|1[0-5])$/, 'must be a stage index from 0 to 15, in plain decimal');
+
+/** Seconds a client waits before asking again for a file while the result store is away. */
+const STORE_RETRY_AFTER_SECONDS = 5;
+/** An image never changes under its URL (a retried job writes the same bytes for the same seed). */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+interface PngToServe {
+  key: string;
+  /** The validator the job's record holds (images), or null (previews: the store's). */
+  recordedEtag: string | null;
+  ifNoneMatch: string | string[] | undefined;
+}
+
+function notModifiedReply(reply: FastifyReply, etag: string): FastifyReply {
+  return reply.code(304).header('etag', etag).header('cache-control', IMMUTABLE).send();
+}
+
+/**
+ * RESULTS_REDIRECT=stream: the file through this process as the store streams it, never whole in
+ * memory. A preview asked for with If-None-Match is looked up (stat) before any body is opened.
+ * Null when the store has no such object.
+ */
+async function streamPng(store: ResultStore, png: PngToServe, reply: FastifyReply): Promise<FastifyReply | null> {
+  if (png.recordedEtag === null && png.ifNoneMatch !== undefined) {
+    const stored = await store.stat(png.key);
+    if (!stored) return null;
+    if (matchesIfNoneMatch(png.ifNoneMatch, stored.etag)) return notModifiedReply(reply, stored.etag);
+  }
+  const opened = await store.open(png.key);
+  if (!opened) return null;
+  const etag = png.recordedEtag ?? opened.etag;
+  if (matchesIfNoneMatch(png.ifNoneMatch, etag)) {
+    opened.body.destroy();
+    return notModifiedReply(reply, etag);
+  }
+  return reply.header('etag', etag).header('cache-control', IMMUTABLE).header('content-length', opened.size).type('image/png').send(opened.body);
+}
+
+/**
+ * RESULTS_REDIRECT=presigned: a 307 to a presigned URL of the object, so the bytes go from the
+ * store to the client. The object is looked up first (one HEAD): a missing file is our 404
+ * problem and an unreachable store our 503, not the store's XML, and previews get their
+ * validator. The redirect itself is not cached: its URL expires.
+ */
+async function redirectToPng(store: ResultStore, png: PngToServe, reply: FastifyReply, seconds: number): Promise<FastifyReply | null> {
+  if (!store.presignedUrl) throw new Error('RESULTS_REDIRECT=presigned with a result store that cannot presign (the env schema requires RESULTS_STORE=s3)');
+  const stored = await store.stat(png.key);
+  if (!stored) return null;
+  const etag = png.recordedEtag ?? stored.etag;
+  if (matchesIfNoneMatch(png.ifNoneMatch, etag)) return notModifiedReply(reply, etag);
+  const url = await store.presignedUrl(png.key, seconds);
+  return reply.code(307).header('location', url).header('cache-control', 'no-store').send();
+}
 
 async function viewOf(jobs: JobService, id: string): Promise<Job | null> {
   const snapshot = await jobs.snapshot(id);
@@ -126,23 +179,34 @@ export function jobRoutes(ctx: ApiContext) {
       },
     );
 
+    const { RESULTS_REDIRECT, RESULTS_PRESIGN_SECONDS } = ctx.config;
+
     const servePng = (kind: 'images' | 'previews') =>
-      async function (this: FastifyInstance, request: { params: { id: string; n: number }; headers: Record<string, string | string[] | undefined> }, reply: import('fastify').FastifyReply) {
+      async function (this: FastifyInstance, request: FastifyRequest<{ Params: { id: string; n: number } }>, reply: FastifyReply) {
         const { id, n } = request.params;
+        const instance = `/jobs/${id}/${kind}/${n}`;
         const record = await app.jobs.record(id);
-        const missing = (): unknown => sendProblem(reply, problem('not-found', `job ${JSON.stringify(id)} has no ${kind === 'images' ? 'image' : 'preview'} ${n}`, { instance: `/jobs/${id}/${kind}/${n}` }));
+        const missing = (): FastifyReply => sendProblem(reply, problem('not-found', `job ${JSON.stringify(id)} has no ${kind === 'images' ? 'image' : 'preview'} ${n}`, { instance }));
         if (!record) return sendProblem(reply, notFound(id));
         const image = kind === 'images' ? record.images?.[n] : undefined;
         if (!image && !(kind === 'previews' && record.previews.some((p) => p.stage === n))) return missing();
-        const cacheable = (etag: string): typeof reply => reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
-        const unchanged = (etag: string): boolean => matchesIfNoneMatch(request.headers['if-none-match'], etag);
-        // An image's hash is in its record: revalidating it needs no read from the disk.
-        if (image && unchanged(`"${image.sha256}"`)) return cacheable(`"${image.sha256}"`).code(304).send();
-        const png = await app.resultStore.get(image ? imageKey(id, n) : previewKey(id, n));
-        if (!png) return missing();
-        const etag = `"${image ? image.sha256 : createHash('sha256').update(png).digest('hex')}"`;
-        if (unchanged(etag)) return cacheable(etag).code(304).send();
-        return cacheable(etag).type('image/png').send(png);
+        const png: PngToServe = {
+          key: image ? imageKey(id, n) : previewKey(id, n),
+          // An image's hash is in its record: revalidating it needs nothing from the store. A
+          // preview's validator is the store's own (content-derived on S3, the same for every replica).
+          recordedEtag: image ? `"${image.sha256}"` : null,
+          ifNoneMatch: request.headers['if-none-match'],
+        };
+        if (png.recordedEtag !== null && matchesIfNoneMatch(png.ifNoneMatch, png.recordedEtag)) return notModifiedReply(reply, png.recordedEtag);
+        try {
+          const served = RESULTS_REDIRECT === 'presigned' ? await redirectToPng(app.resultStore, png, reply, RESULTS_PRESIGN_SECONDS) : await streamPng(app.resultStore, png, reply);
+          return served ?? missing();
+        } catch (error) {
+          if (!(error instanceof ResultStoreUnavailableError)) throw error;
+          request.log.error({ err: error }, 'the result store is unavailable');
+          // The job and its record are fine: the file is there once the store answers again.
+          return sendProblem(reply, problem('service-unavailable', 'the result store is unreachable; retry shortly', { instance }), { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) });
+        }
       };
 
     api.get(
@@ -153,7 +217,7 @@ export function jobRoutes(ctx: ApiContext) {
           summary: 'A generated image (PNG with its parameters in an iTXt chunk)',
           tags: ['jobs'],
           params: z.object({ id: JobId, n: IMAGE_INDEX }),
-          response: { 200: png('The image'), 304: notModified, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
+          response: { 200: png('The image'), 304: notModified, 307: presignedRedirect, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
         },
       },
       servePng('images'),
@@ -167,7 +231,7 @@ export function jobRoutes(ctx: ApiContext) {
           summary: 'The preview PNG of image 0 at the end of stage n (0-based)',
           tags: ['jobs'],
           params: z.object({ id: JobId, n: STAGE_INDEX }),
-          response: { 200: png('The preview'), 304: notModified, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
+          response: { 200: png('The preview'), 304: notModified, 307: presignedRedirect, ...problems('validation', ...JOB_ROUTE_PROBLEMS) },
         },
       },
       servePng('previews'),
