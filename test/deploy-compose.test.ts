@@ -5,11 +5,14 @@ import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { REPO } from '../scripts/compiled.mjs';
+import { loadApiConfig } from '../services/api/src/config.ts';
+import { loadWorkerConfig } from '../services/worker/src/config.ts';
 
 // docker-compose.yml and the images as an operator runs them (no Docker engine here): Compose
 // itself accepts the file, with and without the monitoring profile, every long-running service has
 // a health check that runs in its image, the worker's metrics stay on the Compose network, neither
-// image runs as root, and Prometheus and Grafana find the files they are given where they look.
+// image runs as root, Prometheus and Grafana find the files they are given where they look, and
+// the API and the worker keep results in the MinIO bucket that a one-shot service creates.
 
 interface Service {
   image?: string;
@@ -20,6 +23,7 @@ interface Service {
   ports?: string[];
   expose?: string[];
   healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
 }
 const compose = parse(readFileSync(join(REPO, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
 const dockerfile = readFileSync(join(REPO, 'deploy', 'Dockerfile'), 'utf8');
@@ -64,6 +68,48 @@ describe('docker-compose.yml', () => {
   it('keeps the worker metrics port off the host, so that --scale worker=N does not collide', () => {
     expect(compose.services['worker']?.ports).toBeUndefined();
     expect(compose.services['worker']?.expose).toEqual(['9464']);
+  });
+});
+
+/** The file as Compose resolves it (anchors merged, ${VAR:-default} filled in with the defaults). */
+function resolvedCompose(): Promise<{ services: Record<string, Service>; volumes?: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MINIO_')));
+    execFile('docker-compose', ['config'], { cwd: REPO, env }, (error, stdout) => (error ? reject(error) : resolve(parse(stdout) as { services: Record<string, Service> })));
+  });
+}
+
+describe('results in MinIO', () => {
+  it('configures the API and the worker for the same bucket on the MinIO service, valid for their env schemas', async () => {
+    const { services, volumes } = await resolvedCompose();
+    const api = services['api']?.environment ?? {};
+    const worker = services['worker']?.environment ?? {};
+    for (const [name, env] of Object.entries({ api, worker })) {
+      expect(env, name).toMatchObject({ RESULTS_STORE: 's3', S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'pixelflow', S3_FORCE_PATH_STYLE: 'true' });
+      expect(env['AWS_ACCESS_KEY_ID'], name).toBe(services['minio']?.environment?.['MINIO_ROOT_USER']);
+      expect(env['AWS_SECRET_ACCESS_KEY'], name).toBe(services['minio']?.environment?.['MINIO_ROOT_PASSWORD']);
+      // Neither needs the other's disk any more.
+      expect(services[name]?.volumes ?? [], name).toEqual([]);
+      expect(services[name]?.depends_on?.['minio-setup'], name).toEqual({ condition: 'service_completed_successfully' });
+    }
+    expect(() => loadApiConfig(api)).not.toThrow();
+    expect(() => loadWorkerConfig(worker)).not.toThrow();
+    // Browsers cannot resolve http://minio:9000: the API streams.
+    expect(loadApiConfig(api).RESULTS_REDIRECT).toBe('stream');
+    expect(Object.keys(volumes ?? {})).toContain('minio-data');
+  });
+
+  it('creates the bucket before the API and the worker start, once, with a lifecycle rule as a backstop', async () => {
+    const { services } = await resolvedCompose();
+    const setup = services['minio-setup'];
+    expect(setup?.image).toMatch(/^minio\/mc:RELEASE\.\d{4}-/);
+    expect(services['minio']?.image).toMatch(/^minio\/minio:RELEASE\.\d{4}-/);
+    const script = (setup?.command ?? []).join('\n');
+    expect(script).toContain('mc alias set store http://minio:9000');
+    expect(script).toContain(`mc mb --ignore-existing store/${services['api']?.environment?.['S3_BUCKET']}`);
+    expect(script).toMatch(/mc ilm rule add --expire-days \d+ store\/pixelflow/);
+    // MinIO's API stays on the Compose network; only its console is published, on loopback.
+    expect(services['minio']?.ports).toEqual(['127.0.0.1:9001:9001/tcp']);
   });
 });
 
