@@ -1,5 +1,5 @@
 export { keys, QUEUE_NAME, type Keys } from './keys.ts';
-export { answerWithin, connectRedis, pingRedis, type RedisRole } from './redis.ts';
+export { answerWithin, connectRedis, describeRedisTarget, pingRedis, redisTarget, type RedisRole, type RedisTarget } from './redis.ts';
 export { JobRecords, type JobRecord, type NewJob } from './job-records.ts';
 export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions as AllRedisOptions } from 'ioredis';
 
 // Connections by role. BullMQ workers and blocking readers must retry forever
 // (maxRetriesPerRequest: null, BullMQ insists) and wait as long as a blocking
@@ -17,23 +17,83 @@ export type RedisRole = 'client' | 'subscriber' | 'worker';
  */
 const CLIENT_SILENCE_LIMIT_MS = 500;
 
+/** ioredis's options, less one whose two declarations disagree under exactOptionalPropertyTypes (unused here). */
+type RedisOptions = Omit<AllRedisOptions, 'replyMapping'>;
+
 /**
- * A connection for `role`. Connection errors go to `onError` (log them); without a listener
- * ioredis would report every reconnection attempt as an unhandled error.
+ * Where the services' Redis is: a URL, or the sentinels that know which server is the primary now
+ * (Redis Sentinel). With sentinels, the URL gives only credentials, database and TLS.
  */
-export function connectRedis(url: string, role: RedisRole, name: string, onError: (error: Error) => void = () => undefined): Redis {
+export interface RedisTarget {
+  url: string;
+  sentinels?: readonly { host: string; port: number }[] | undefined;
+  /** The primary's name as the sentinels know it. */
+  sentinelName?: string | undefined;
+}
+
+/** The target the common environment (REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME) names. */
+export function redisTarget(env: { REDIS_URL: string; REDIS_SENTINELS?: readonly { host: string; port: number }[] | undefined; REDIS_SENTINEL_NAME?: string | undefined }): RedisTarget {
+  return { url: env.REDIS_URL, sentinels: env.REDIS_SENTINELS, sentinelName: env.REDIS_SENTINEL_NAME };
+}
+
+/** The target in an operator's words, for log lines: the URL (without its password), or the primary's name and the sentinels. */
+export function describeRedisTarget(target: RedisTarget): string {
+  if (target.sentinels !== undefined && target.sentinels.length > 0) {
+    return `the Redis primary ${target.sentinelName ?? 'mymaster'} of the sentinels ${target.sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+  }
+  const url = new URL(target.url);
+  if (url.password !== '') url.password = '***';
+  return `Redis at ${url.toString()}`;
+}
+
+/** How the role's connection behaves (see the top of this file). */
+function roleOptions(role: RedisRole, name: string): RedisOptions {
+  if (role !== 'client') return { connectionName: name, maxRetriesPerRequest: null };
+  return {
+    connectionName: name,
+    // A command is rejected as soon as its connection fails (refused, timed out or dropped)
+    // rather than sent again on the next one: its request answers 503 at once, and a write
+    // that Redis may already have applied is not repeated.
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    socketTimeout: CLIENT_SILENCE_LIMIT_MS,
+  };
+}
+
+/**
+ * Options for a connection through Redis Sentinel: the sentinels are asked for the primary on every
+ * (re)connection; after a failover the sentinels drop the old primary's clients, and the
+ * reconnection finds the new one. The failover detector hears the sentinels' +switch-master and
+ * reconnects at once, and a write refused by a server that has just become a replica (READONLY)
+ * reconnects too, so that it reaches the new primary.
+ */
+function sentinelOptions(target: RedisTarget): RedisOptions {
+  const url = new URL(target.url);
+  const db = Number(url.pathname.slice(1) || '0');
+  return {
+    sentinels: (target.sentinels ?? []).map(({ host, port }) => ({ host, port })),
+    name: target.sentinelName ?? 'mymaster',
+    role: 'master',
+    failoverDetector: true,
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    ...(url.username !== '' && { username: decodeURIComponent(url.username) }),
+    ...(url.password !== '' && { password: decodeURIComponent(url.password) }),
+    ...(Number.isSafeInteger(db) && { db }),
+    ...(url.protocol === 'rediss:' && { tls: {} }),
+  };
+}
+
+/**
+ * A connection for `role` to `target` (a URL, or sentinels: RedisTarget). Connection errors go to
+ * `onError` (log them); without a listener ioredis would report every reconnection attempt as an
+ * unhandled error.
+ */
+export function connectRedis(target: string | RedisTarget, role: RedisRole, name: string, onError: (error: Error) => void = () => undefined): Redis {
+  const where: RedisTarget = typeof target === 'string' ? { url: target } : target;
   const redis =
-    role === 'client'
-      ? new Redis(url, {
-          connectionName: name,
-          // A command is rejected as soon as its connection fails (refused, timed out or dropped)
-          // rather than sent again on the next one: its request answers 503 at once, and a write
-          // that Redis may already have applied is not repeated.
-          maxRetriesPerRequest: 0,
-          connectTimeout: 2000,
-          socketTimeout: CLIENT_SILENCE_LIMIT_MS,
-        })
-      : new Redis(url, { connectionName: name, maxRetriesPerRequest: null });
+    where.sentinels !== undefined && where.sentinels.length > 0
+      ? new Redis({ ...sentinelOptions(where), ...roleOptions(role, name) })
+      : new Redis(where.url, roleOptions(role, name));
   let lastReported = 0;
   redis.on('error', (error: Error) => {
     // Reconnection attempts fail every few hundred ms while Redis is away: report one a minute.

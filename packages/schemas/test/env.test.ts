@@ -40,3 +40,25 @@ describe('parseEnv', () => {
     expect(problems(() => parseEnv(z.object({ N: intVar(1, 3, 2) }), { N: '4' }))).toEqual(['N must be an integer from 1 to 3 (got "4")']);
   });
 });
+
+describe('Redis Sentinel variables', () => {
+  it('reads the sentinels as host:port pairs (names, IPv4, bracketed IPv6) and the primary’s name', () => {
+    const parsed = parseEnv(CommonEnv, { REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.2:26380,[::1]:26381', REDIS_SENTINEL_NAME: 'pixelflow-primary' });
+    expect(parsed.REDIS_SENTINELS).toEqual([
+      { host: 'sentinel-1', port: 26379 },
+      { host: '10.0.0.2', port: 26380 },
+      { host: '::1', port: 26381 },
+    ]);
+    expect(parsed.REDIS_SENTINEL_NAME).toBe('pixelflow-primary');
+    expect(parseEnv(CommonEnv, {}).REDIS_SENTINELS).toBeUndefined();
+  });
+
+  it('refuses a list that is not host:port pairs, and a name with spaces, one line each', () => {
+    expect(problems(() => parseEnv(CommonEnv, { REDIS_SENTINELS: 'sentinel-1', REDIS_SENTINEL_NAME: 'my master' }))).toEqual([
+      'REDIS_SENTINELS must be a comma-separated list of host:port, e.g. sentinel-1:26379,sentinel-2:26379 (got "sentinel-1")',
+      `REDIS_SENTINEL_NAME must be letters, digits, '_', '.' or '-' (got "my master")`,
+    ]);
+    expect(problems(() => parseEnv(CommonEnv, { REDIS_SENTINELS: 'a:26379,b:70000' }))).toHaveLength(1);
+    expect(problems(() => parseEnv(CommonEnv, { REDIS_SENTINELS: ' , ' }))).toHaveLength(1);
+  });
+});

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import { answerWithin, connectRedis, JobEventHub, JobQueue, keys as makeKeys, RedisJobService } from '@pixelflow/queue';
+import { answerWithin, connectRedis, describeRedisTarget, JobEventHub, JobQueue, keys as makeKeys, RedisJobService, redisTarget } from '@pixelflow/queue';
 import { openResultStore } from '@pixelflow/results';
 import type { ApiConfig } from './config.ts';
 import type { ApiInfrastructure } from './infrastructure.ts';
@@ -85,10 +85,11 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
   const resultStore = await openResultStore(config);
   const keys = makeKeys(config.REDIS_PREFIX);
   const errors = new HeldErrors();
-  const onRedisError = (error: Error): void => errors.report(error, `Redis at ${config.REDIS_URL} is unreachable`);
-  const redis = connectRedis(config.REDIS_URL, 'client', 'pixelflow-api', onRedisError);
-  const bullConnection = connectRedis(config.REDIS_URL, 'worker', 'pixelflow-api-queue', onRedisError);
-  const subscriber = connectRedis(config.REDIS_URL, 'subscriber', 'pixelflow-api-events', onRedisError);
+  const target = redisTarget(config);
+  const onRedisError = (error: Error): void => errors.report(error, `${describeRedisTarget(target)} is unreachable`);
+  const redis = connectRedis(target, 'client', 'pixelflow-api', onRedisError);
+  const bullConnection = connectRedis(target, 'worker', 'pixelflow-api-queue', onRedisError);
+  const subscriber = connectRedis(target, 'subscriber', 'pixelflow-api-events', onRedisError);
   const connections = [redis, bullConnection, subscriber];
   let infrastructure: ConnectedInfrastructure;
   try {

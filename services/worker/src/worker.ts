@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { answerWithin, connectRedis, JobEvents, JobRecords, keys as makeKeys, pingRedis, QUEUE_NAME, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
+import { answerWithin, connectRedis, describeRedisTarget, JobEvents, JobRecords, keys as makeKeys, pingRedis, QUEUE_NAME, redisTarget, subscribeCancels, ThroughputRecord } from '@pixelflow/queue';
 import { openResultStore } from '@pixelflow/results';
 import { loadModelDir, PngEncoderPool } from '@pixelflow/formats';
 import { pino, type Logger } from 'pino';
@@ -55,7 +55,8 @@ class Closers {
 }
 
 function openRedis(config: WorkerConfig, role: 'worker' | 'subscriber', name: string, log: Logger, closers: Closers): Redis {
-  const redis = connectRedis(config.REDIS_URL, role, name, (error) => log.error({ err: error }, `Redis at ${config.REDIS_URL} is unreachable`));
+  const target = redisTarget(config);
+  const redis = connectRedis(target, role, name, (error) => log.error({ err: error }, `${describeRedisTarget(target)} is unreachable`));
   closers.add(`${role} Redis connection`, async () => {
     if (redis.status !== 'ready') return redis.disconnect();
     await answerWithin(redis.quit(), QUIT_REDIS_MS).catch(() => redis.disconnect());
