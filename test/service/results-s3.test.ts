@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobRecords, keys } from '@pixelflow/queue';
+import { openResultStore } from '@pixelflow/results';
+import { loadWorkerConfig } from '../../services/worker/src/config.ts';
+import { ExpirySweeper } from '../../services/worker/src/expiry-sweeper.ts';
 import { startS3Server, type S3Server } from '../../packages/results/test/support/s3-server.ts';
 import { postJob, startService, waitForStatus, type TestService } from './support.ts';
 
@@ -162,6 +167,35 @@ describe('results in S3, served by presigned redirects (RESULTS_REDIRECT=presign
       expect(await gone.json()).toMatchObject({ type: '/problems/not-found' });
     } finally {
       await presigning.app.close();
+    }
+  });
+});
+
+describe('retention with results in S3', () => {
+  it('the expiry sweep deletes an expired job’s objects, then its record; with S3 down it keeps the record to try again', { timeout: 90_000 }, async () => {
+    const job = await succeededJob(streaming, { class: 4, num_images: 2, steps: 1 });
+    const store = await openResultStore(loadWorkerConfig(streaming.env));
+    const records = new JobRecords(streaming.redis, keys(streaming.prefix));
+    const sweeper = new ExpirySweeper({ redis: streaming.redis, keys: keys(streaming.prefix), workerId: 'sweep-test', records, store, log: pino({ level: 'silent' }), lockMs: 5_000 });
+    // Past every job's retention (JOB_RETENTION_SECONDS is at most a year).
+    const later = new Date(Date.now() + 2 * 365 * 24 * 3600 * 1000);
+    try {
+      expect((await objectKeys(`deploy-a/${job.id}/`)).length).toBe(6);
+      await s3.kill();
+      try {
+        await sweeper.sweep(async () => true, later);
+        expect(await records.get(job.id)).not.toBeNull();
+      } finally {
+        await s3.restart();
+      }
+      expect((await objectKeys(`deploy-a/${job.id}/`)).length).toBe(6);
+
+      await sweeper.sweep(async () => true, later);
+      expect(await objectKeys(`deploy-a/${job.id}/`)).toEqual([]);
+      expect(await records.get(job.id)).toBeNull();
+      expect((await fetch(`${streaming.url}/jobs/${job.id}`)).status).toBe(404);
+    } finally {
+      store.close();
     }
   });
 });
