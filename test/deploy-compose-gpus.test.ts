@@ -28,9 +28,12 @@ function compose(args: string[]): Promise<{ code: number; stdout: string; stderr
 
 /** A service without what tells the two workers apart. */
 function sharedPart(service: Service): Service {
-  const { ORT_DEVICE_ID: _device, WORKER_ID: _id, ...environment } = service.environment ?? {};
-  const { deploy: _deploy, ...rest } = service;
-  return { ...rest, environment };
+  const environment = { ...service.environment };
+  delete environment['ORT_DEVICE_ID'];
+  delete environment['WORKER_ID'];
+  const rest = { ...service, environment };
+  delete rest.deploy;
+  return rest;
 }
 
 describe('deploy/compose/two-gpus.yml', () => {
