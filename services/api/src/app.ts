@@ -6,6 +6,7 @@ import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
 import { registerCors } from './cors.ts';
 import type { ApiContext } from './context.ts';
+import { decoratePrincipal } from './auth/principal.ts';
 import { answerFrameworkError, clientErrorHandler, registerErrorHandlers } from './errors.ts';
 import { problem, problemKindOf, sendProblem } from './problems.ts';
 import { ProbesAtDebug } from './request-logs.ts';
@@ -66,6 +67,7 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   app.server.maxConnections = config.MAX_CONNECTIONS;
   warnOfDroppedConnections(app, config.MAX_CONNECTIONS);
   decorateInfrastructure(app, infrastructure);
+  decoratePrincipal(app);
   const ctx: ApiContext = { config, manifest, metrics: new ApiMetrics(infrastructure.jobs), streams: new Set() };
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
