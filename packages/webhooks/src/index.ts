@@ -1,0 +1,1 @@
+export { secretProblem, signedHeaders, type SignedHeaders } from './signing.ts';
