@@ -27,3 +27,15 @@ export { RedisJobService, type RedisJobServiceOptions } from './redis-job-servic
 export { ThroughputRecord } from './throughput.ts';
 export { RedisLock } from './redis-lock.ts';
 export { MaintenanceRole, type MaintenanceRoleOptions } from './maintenance-role.ts';
+export {
+  ApiKeyInfo,
+  ApiKeyLimits,
+  ApiKeyName,
+  ApiKeyNameTaken,
+  ApiKeys,
+  hashApiKey,
+  looksLikeApiKey,
+  NewApiKey,
+  webhookSecretOf,
+  type CreatedApiKey,
+} from './api-keys.ts';

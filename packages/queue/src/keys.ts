@@ -26,6 +26,10 @@ export interface Keys {
   readonly admissions: string;
   /** String with a TTL: which process holds the maintenance role (expiry sweeps); see maintenance-lock.ts. */
   readonly maintenanceLock: string;
+  /** Hash: one API key's record (name, limits, webhook secret ...), by the SHA-256 of the key (hex); see api-keys.ts. */
+  apiKey(keyHash: string): string;
+  /** Hash: API key name -> the SHA-256 of its key, so that names are unique and keys can be listed and revoked by name. */
+  readonly apiKeyNames: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -42,5 +46,7 @@ export function keys(prefix: string): Keys {
     throughput: `${prefix}:throughput`,
     admissions: `${prefix}:admissions`,
     maintenanceLock: `${prefix}:maintenance:lock`,
+    apiKey: (keyHash) => `${prefix}:apikey:${keyHash}`,
+    apiKeyNames: `${prefix}:apikeys`,
   };
 }
