@@ -28,6 +28,19 @@ export { ThroughputRecord } from './throughput.ts';
 export { RedisLock } from './redis-lock.ts';
 export { MaintenanceRole, type MaintenanceRoleOptions } from './maintenance-role.ts';
 export {
+  canonicalJson,
+  claimOrWait,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_PENDING_MS,
+  IDEMPOTENCY_TTL_SECONDS,
+  idempotencyKeyOf,
+  RedisIdempotencyStore,
+  requestFingerprint,
+  type Claim,
+  type IdempotencyStore,
+  type StoredAnswer,
+} from './idempotency.ts';
+export {
   ApiKeyInfo,
   ApiKeyLimits,
   ApiKeyName,

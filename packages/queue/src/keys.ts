@@ -26,6 +26,8 @@ export interface Keys {
   readonly admissions: string;
   /** String with a TTL: which process holds the maintenance role (expiry sweeps); see maintenance-lock.ts. */
   readonly maintenanceLock: string;
+  /** Hash with a TTL: one Idempotency-Key's fingerprint and first answer, per scope (API key name); see idempotency.ts. */
+  idempotency(scope: string, key: string): string;
   /** Hash: one API key's record (name, limits, webhook secret ...), by the SHA-256 of the key (hex); see api-keys.ts. */
   apiKey(keyHash: string): string;
   /** Hash: API key name -> the SHA-256 of its key, so that names are unique and keys can be listed and revoked by name. */
@@ -46,6 +48,8 @@ export function keys(prefix: string): Keys {
     throughput: `${prefix}:throughput`,
     admissions: `${prefix}:admissions`,
     maintenanceLock: `${prefix}:maintenance:lock`,
+    // The scope is URI-encoded, so it holds no ':' and no two (scope, key) pairs share a name.
+    idempotency: (scope, key) => `${prefix}:idempotency:${encodeURIComponent(scope)}:${key}`,
     apiKey: (keyHash) => `${prefix}:apikey:${keyHash}`,
     apiKeyNames: `${prefix}:apikeys`,
   };
