@@ -6,10 +6,11 @@ import type { ApiConfig } from './config.ts';
 import { connectInfrastructure } from './connect-infrastructure.ts';
 import { registerCors } from './cors.ts';
 import type { ApiContext } from './context.ts';
+import { registerAuthentication } from './auth/authenticate.ts';
 import { decoratePrincipal } from './auth/principal.ts';
 import { answerFrameworkError, clientErrorHandler, registerErrorHandlers } from './errors.ts';
 import { problem, problemKindOf, sendProblem } from './problems.ts';
-import { ProbesAtDebug } from './request-logs.ts';
+import { ProbesAtDebug, withRedaction } from './request-logs.ts';
 import { decorateInfrastructure, type ApiInfrastructure } from './infrastructure.ts';
 import { ApiMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi/document.ts';
@@ -51,7 +52,7 @@ export async function buildApp(config: ApiConfig, options: BuildOptions = {}): P
 
 async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastructure: ApiInfrastructure, logger: BuildOptions['logger']): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: logger ?? { level: config.LOG_LEVEL },
+    logger: withRedaction(logger ?? { level: config.LOG_LEVEL }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Request ids in every log line, echoed in X-Request-Id and kept on the jobs a request creates;
     // a client's own X-Request-Id is used when it is a plausible id, not any text it sends.
@@ -74,6 +75,10 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
   // Bodies are JSON only; anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   addLifecycleHooks(app, ctx);
+  if (config.AUTH === 'on') {
+    if (!infrastructure.apiKeys) throw new Error('AUTH=on needs the API key store (infrastructure.apiKeys)');
+    registerAuthentication(app, infrastructure.apiKeys);
+  }
   registerErrorHandlers(app);
   await registerCors(app, config.CORS_ORIGINS);
   await registerOpenApi(app, manifest);

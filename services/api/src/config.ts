@@ -51,6 +51,11 @@ export const ApiEnv = CommonEnv.extend({
   KEEP_ALIVE_TIMEOUT_MS: intVar(1000, 600_000, 72_000),
   /** Open connections (event streams included) beyond which new ones are dropped unanswered. */
   MAX_CONNECTIONS: intVar(1, 1_000_000, 4096),
+  /**
+   * on: every route but health, metrics, the API's documentation and the web page's files needs
+   * `Authorization: Bearer <key>` (docs/api-keys.md); off: one anonymous tenant, for a trusted network.
+   */
+  AUTH: z.enum(['off', 'on']).default('off'),
 })
   .extend(ResultsEnv.shape)
   .check((ctx) => {

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import { answerWithin, connectRedis, describeRedisTarget, JobEventHub, JobQueue, keys as makeKeys, RedisJobService, redisTarget } from '@pixelflow/queue';
+import { answerWithin, ApiKeys, connectRedis, describeRedisTarget, JobEventHub, JobQueue, keys as makeKeys, RedisIdempotencyStore, RedisJobService, redisTarget } from '@pixelflow/queue';
 import { openResultStore } from '@pixelflow/results';
 import type { ApiConfig } from './config.ts';
 import type { ApiInfrastructure } from './infrastructure.ts';
@@ -100,6 +100,8 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
       jobs: new RedisJobService({ redis, keys, queue, retentionSeconds: config.JOB_RETENTION_SECONDS }),
       eventHub,
       resultStore,
+      idempotency: new RedisIdempotencyStore(redis, keys),
+      apiKeys: new ApiKeys(redis, keys),
       reportErrorsTo: (log) => errors.sendTo(log),
       close: () => (closing ??= quitAll(queue, bullConnection, connections).finally(() => resultStore.close())),
     };

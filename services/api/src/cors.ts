@@ -7,9 +7,9 @@ import type { FastifyInstance } from 'fastify';
 // them too (routes/events.ts copies what hooks set).
 
 /** Response headers a cross-origin page may read: what clients of this API act on. */
-const EXPOSED_HEADERS = ['Location', 'ETag', 'Retry-After', 'X-Request-Id'];
+const EXPOSED_HEADERS = ['Location', 'ETag', 'Retry-After', 'WWW-Authenticate', 'X-Request-Id'];
 /** Request headers a cross-origin page may send beyond the CORS-safelisted ones. */
-const ALLOWED_HEADERS = ['Content-Type', 'Last-Event-ID', 'If-None-Match', 'X-Request-Id'];
+const ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Last-Event-ID', 'If-None-Match', 'X-Request-Id'];
 
 export async function registerCors(app: FastifyInstance, origins: readonly string[]): Promise<void> {
   if (origins.length === 0) return;

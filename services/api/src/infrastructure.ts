@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { JobEventNotifier, JobService } from '@pixelflow/queue';
+import type { IdempotencyStore, JobEventNotifier, JobService } from '@pixelflow/queue';
 import type { ResultStore } from '@pixelflow/results';
+import type { KeyAuthenticator } from './auth/authenticate.ts';
 
 // What the routes are given from outside: the job service, the hub that wakes
 // event streams, and the store of images. The app reads them as decorators
@@ -11,6 +12,10 @@ export interface ApiInfrastructure {
   readonly jobs: JobService;
   readonly eventHub: JobEventNotifier;
   readonly resultStore: ResultStore;
+  /** Idempotency-Key records of POST /jobs (Redis); the in-memory route tests go without. */
+  readonly idempotency?: IdempotencyStore;
+  /** The API keys (Redis); needed with AUTH=on only. */
+  readonly apiKeys?: KeyAuthenticator;
 }
 
 declare module 'fastify' {
@@ -21,6 +26,8 @@ declare module 'fastify' {
     eventHub: JobEventNotifier;
     /** The jobs' images and stage previews. */
     resultStore: ResultStore;
+    /** Idempotency-Key records of POST /jobs: who claimed a key, and the first answer to replay. */
+    idempotency: IdempotencyStore | null;
   }
 }
 
@@ -29,4 +36,5 @@ export function decorateInfrastructure(app: FastifyInstance, infrastructure: Api
   app.decorate('jobs', infrastructure.jobs);
   app.decorate('eventHub', infrastructure.eventHub);
   app.decorate('resultStore', infrastructure.resultStore);
+  app.decorate('idempotency', infrastructure.idempotency ?? null);
 }

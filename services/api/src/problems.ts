@@ -19,6 +19,11 @@ export const PROBLEMS = {
     title: 'Request timeout',
     about: 'The request did not arrive in time: its headers took longer than HEADERS_TIMEOUT_MS, or the whole request (headers and body) longer than REQUEST_TIMEOUT_MS. The connection is closed; send the request again at a steady pace.',
   },
+  unauthorized: {
+    status: 401,
+    title: 'Unauthorized',
+    about: 'With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong.',
+  },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Request bodies must be application/json.' },
   'body-too-large': { status: 413, title: 'Request body too large', about: 'The body exceeds the configured BODY_LIMIT_BYTES.' },
   'client-error': { status: 400, title: 'Request refused', about: 'The request cannot be served as sent, e.g. a Range past the end of a file, a failed precondition or an Expect header other than 100-continue (417); `status` is the HTTP status (4xx) and `detail` says why.' },
