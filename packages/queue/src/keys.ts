@@ -3,6 +3,8 @@
 // each other's data. BullMQ's own keys live under `${prefix}:${QUEUE_NAME}:*`.
 
 export const QUEUE_NAME = 'generate';
+/** BullMQ queue of webhook deliveries (keys `${prefix}:${WEBHOOK_QUEUE_NAME}:*`); see @pixelflow/webhooks. */
+export const WEBHOOK_QUEUE_NAME = 'webhooks';
 
 export interface Keys {
   readonly prefix: string;
@@ -32,6 +34,11 @@ export interface Keys {
   apiKey(keyHash: string): string;
   /** Hash: API key name -> the SHA-256 of its key, so that names are unique and keys can be listed and revoked by name. */
   readonly apiKeyNames: string;
+  /**
+   * Sorted set: ids of jobs that ended with a webhook whose event is not handed to the webhook queue
+   * yet, by when (ms) they ended; written in the same script as the ending (job-records.ts).
+   */
+  readonly webhookOutbox: string;
 }
 
 export function keys(prefix: string): Keys {
@@ -52,5 +59,6 @@ export function keys(prefix: string): Keys {
     idempotency: (scope, key) => `${prefix}:idempotency:${encodeURIComponent(scope)}:${key}`,
     apiKey: (keyHash) => `${prefix}:apikey:${keyHash}`,
     apiKeyNames: `${prefix}:apikeys`,
+    webhookOutbox: `${prefix}:webhook-outbox`,
   };
 }

@@ -31,3 +31,12 @@ export {
 } from './jobs.ts';
 export { CommonEnv, EnvError, intVar, parseEnv } from './env.ts';
 export { ClassList, ModelInfo, ModelList, Readiness } from './service-info.ts';
+export {
+  JobSubmission,
+  JobWebhook,
+  WEBHOOK_EVENTS,
+  WebhookDelivery,
+  WebhookDeliveryStatus,
+  WebhookEvent,
+  WebhookRequest,
+} from './webhooks.ts';
