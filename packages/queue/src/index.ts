@@ -1,6 +1,6 @@
 export { keys, QUEUE_NAME, WEBHOOK_QUEUE_NAME, type Keys } from './keys.ts';
 export { answerWithin, connectRedis, describeRedisTarget, pingRedis, redisTarget, type RedisRole, type RedisTarget } from './redis.ts';
-export { JobRecords, type JobRecord, type NewJob } from './job-records.ts';
+export { JobRecords, JobWebhookTarget, type JobRecord, type NewJob } from './job-records.ts';
 export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';
 export { clearHeartbeat, liveWorkers, sendHeartbeat, takesJobs, WorkerHeartbeat } from './workers.ts';

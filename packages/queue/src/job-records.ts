@@ -8,6 +8,8 @@ import {
   JobStatus,
   ResolvedGeneration,
   StagePreview,
+  WebhookDelivery,
+  WebhookEvent,
 } from '@pixelflow/schemas';
 import { z } from 'zod';
 import { addEvents, addUnannounced, announce, execReplies } from './job-events.ts';
@@ -28,7 +30,13 @@ export interface NewJob {
   createdAt: Date;
   /** The HTTP request that created it (X-Request-Id), so that one id follows a job from HTTP to pixels. */
   requestId?: string;
+  /** Where to tell that it ended; kept apart from the parameters (those go into the PNGs). */
+  webhook?: JobWebhookTarget;
 }
+
+/** A job's webhook as its record keeps it. */
+export const JobWebhookTarget = z.object({ url: z.string(), events: z.array(WebhookEvent) });
+export type JobWebhookTarget = z.infer<typeof JobWebhookTarget>;
 
 export interface JobRecord {
   id: string;
@@ -48,9 +56,13 @@ export interface JobRecord {
   cancelRequested: boolean;
   /** The id of the HTTP request that created it; null for jobs created otherwise. */
   requestId: string | null;
+  webhook: JobWebhookTarget | null;
+  /** How its webhook's events were delivered, one per event handed to the webhook queue. */
+  webhookDeliveries: WebhookDelivery[];
 }
 
 const PREVIEW_FIELD = 'preview:';
+const DELIVERY_FIELD = 'webhook_delivery:';
 
 // KEYS[1] job hash. ARGV: started_at (ISO), preview field prefix. Returns the status after the call.
 // A job started again (its worker died or let it go) starts over from its seed: the progress and
@@ -75,15 +87,22 @@ return status
 // Ends the job with `status` and appends its final event in the same step: a reader never sees
 // a finished job whose stream lacks its ending (or an ending whose record still says running).
 // The event has JobEvents.append's format (fields name and data; the job id published on the
-// events channel). KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset.
+// events channel). KEYS[1] job hash, KEYS[2] events stream, KEYS[3] expiry zset, KEYS[4] webhook outbox zset.
 // A script that fails part-way keeps the writes it made (Redis has no rollback), so the steps that
 // can fail (a key of the wrong type, a command refused) come before the status, which commits the
 // ending: a failed ending leaves the job unfinished, for the worker to write again in full, not
-// ended without its final event. Before the status, only the idempotent ZADD precedes the XADD.
+// ended without its final event. Before the status, only the idempotent ZADDs precede the XADD.
+// A job with a webhook joins the webhook outbox (KEYS[4]) in the same step, so no ending is ever
+// written without its delivery owed: whoever dispatches the outbox (@pixelflow/webhooks) hands it
+// to the webhook queue and only then removes it, surviving the crash of any process in between.
 const END = `
 local function finish(status, finished_at, expires_at, expires_ms, job_id, event_data, channel)
   -- The sweeper deletes the job's files by the zset; record and events go by themselves even without one.
   redis.call('ZADD', KEYS[3], expires_ms, job_id)
+  if redis.call('HEXISTS', KEYS[1], 'webhook') == 1 then
+    local now = redis.call('TIME')
+    redis.call('ZADD', KEYS[4], 'NX', now[1] * 1000 + math.floor(now[2] / 1000), job_id)
+  end
   redis.call('XADD', KEYS[2], '*', 'name', status, 'data', event_data)
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', finished_at, 'expires_at', expires_at)
   redis.call('PEXPIREAT', KEYS[1], expires_ms)
@@ -92,7 +111,7 @@ local function finish(status, finished_at, expires_at, expires_ms, job_id, event
 end
 `;
 
-// ARGV: status, finished_at (ISO), expires_at (ISO), expires_at (ms), field name, field JSON
+// KEYS as END's. ARGV: status, finished_at (ISO), expires_at (ISO), expires_at (ms), field name, field JSON
 // ('' for none), job id, event data (JSON), events channel.
 // Only a running job (or a queued one, for cancel) finishes; returns the status after the call.
 const FINISH = `${END}
@@ -104,7 +123,7 @@ finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[7], ARGV[8], ARGV[9])
 return ARGV[1]
 `;
 
-// ARGV: finished_at, expires_at (ISO), expires_at (ms), job id, event data (JSON), events channel.
+// KEYS as END's. ARGV: finished_at, expires_at (ISO), expires_at (ms), job id, event data (JSON), events channel.
 // Returns the status BEFORE the call: 'queued' (now canceled), 'running' (flagged: the worker must
 // stop it), a finished status (nothing changed), or nil when there is no such job.
 const CANCEL = `${END}
@@ -200,8 +219,22 @@ function recordFrom(id: string, fields: Record<string, string>): JobRecord | nul
     error: json(JobError, fields['error']),
     cancelRequested: fields['cancel_requested'] === '1',
     requestId: fields['request_id'] ?? null,
+    webhook: json(JobWebhookTarget, fields['webhook']),
+    webhookDeliveries: Object.entries(fields)
+      .filter(([name]) => name.startsWith(DELIVERY_FIELD))
+      .map(([, value]) => WebhookDelivery.parse(JSON.parse(value)))
+      .sort((a, b) => WebhookEvent.options.indexOf(a.event) - WebhookEvent.options.indexOf(b.event)),
   };
 }
+
+// KEYS[1] job hash. ARGV: field, JSON, '1' to write only a field not there yet. Writes nothing once
+// the job expired (an HSET would leave a stray record behind). Returns 1 when it wrote.
+const SET_DELIVERY = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] == '1' then return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
 
 export class JobRecords {
   private readonly redis: Redis;
@@ -221,7 +254,27 @@ export class JobRecords {
       attempt: 0,
       created_at: job.createdAt.toISOString(),
       ...(job.requestId !== undefined && { request_id: job.requestId }),
+      ...(job.webhook !== undefined && { webhook: JSON.stringify(JobWebhookTarget.parse(job.webhook)) }),
     });
+  }
+
+  /**
+   * Records how a webhook event's delivery goes (`ifAbsent`: only when nothing is recorded for that
+   * event yet); false when nothing was written (the job is gone, or `ifAbsent` found a state).
+   */
+  async recordDelivery(id: string, delivery: WebhookDelivery, { ifAbsent = false } = {}): Promise<boolean> {
+    const field = `${DELIVERY_FIELD}${delivery.event}`;
+    return (await this.redis.eval(SET_DELIVERY, 1, this.keys.job(id), field, JSON.stringify(delivery), ifAbsent ? '1' : '0')) === 1;
+  }
+
+  /** Ids of ended jobs whose webhook event is not in the webhook queue yet, longest waiting first. */
+  async webhookOutbox(limit = 100): Promise<string[]> {
+    return this.redis.zrange(this.keys.webhookOutbox, '0', String(limit - 1));
+  }
+
+  /** Takes a job out of the webhook outbox, once its event is in the webhook queue (or owes nothing). */
+  async leaveWebhookOutbox(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.webhookOutbox, id);
   }
 
   async exists(id: string): Promise<boolean> {
@@ -317,10 +370,11 @@ export class JobRecords {
           : ['', '', CANCELED];
     const status = (await this.redis.eval(
       FINISH,
-      3,
+      4,
       this.keys.job(id),
       this.keys.events(id),
       this.keys.expiry,
+      this.keys.webhookOutbox,
       outcome.status,
       at.toISOString(),
       expires.toISOString(),
@@ -339,10 +393,11 @@ export class JobRecords {
     const expires = new Date(at.getTime() + retentionSeconds * 1000);
     const status = (await this.redis.eval(
       CANCEL,
-      3,
+      4,
       this.keys.job(id),
       this.keys.events(id),
       this.keys.expiry,
+      this.keys.webhookOutbox,
       at.toISOString(),
       expires.toISOString(),
       expires.getTime(),

@@ -182,5 +182,7 @@ function newRecord(id: string, request: JobRequest): JobRecord {
     error: null,
     cancelRequested: false,
     requestId: request.requestId ?? null,
+    webhook: null,
+    webhookDeliveries: [],
   };
 }
