@@ -1,5 +1,5 @@
 import { discardSpareSessionThread, startSessionThreadEarly } from '@pixelflow/onnx/session-thread';
-import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY, JOBS_SUMMARY } from './commands/summaries.ts';
+import { CONVERT_SUMMARY, CUDA_SUMMARY, EVAL_SUMMARY, GENERATE_SUMMARY, JOBS_SUMMARY, KEYS_SUMMARY } from './commands/summaries.ts';
 import { CliError, UsageError } from './errors.ts';
 import { didYouMean } from './suggest.ts';
 import { versionLine } from './version.ts';
@@ -52,6 +52,13 @@ const COMMANDS: Record<string, Command> = {
     load: async () => {
       const { JOBS_USAGE, jobsCommand } = await import('./commands/jobs.ts');
       return { usage: JOBS_USAGE, run: jobsCommand };
+    },
+  },
+  keys: {
+    summary: KEYS_SUMMARY,
+    load: async () => {
+      const { KEYS_USAGE, keysCommand } = await import('./commands/keys.ts');
+      return { usage: KEYS_USAGE, run: keysCommand };
     },
   },
   cuda: {

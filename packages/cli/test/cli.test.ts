@@ -44,14 +44,14 @@ describe('pixelflow', () => {
   it('rejects an unknown command in one line', async () => {
     expectOneLineFailure(
       await pixelflow(['serve']),
-      "pixelflow: unknown command 'serve' (commands: convert, generate, eval, jobs, cuda; see pixelflow --help)",
+      "pixelflow: unknown command 'serve' (commands: convert, generate, eval, jobs, keys, cuda; see pixelflow --help)",
     );
   });
 
   it('suggests the command or option meant when one is a typo away', async () => {
     expectOneLineFailure(
       await pixelflow(['genrate']),
-      "pixelflow: unknown command 'genrate' (did you mean generate?) (commands: convert, generate, eval, jobs, cuda; see pixelflow --help)",
+      "pixelflow: unknown command 'genrate' (did you mean generate?) (commands: convert, generate, eval, jobs, keys, cuda; see pixelflow --help)",
     );
     expectOneLineFailure(await pixelflow(['generate', '--cont', '3']), 'pixelflow generate: unknown option --cont (did you mean --count?) (see pixelflow generate --help)');
     expectOneLineFailure(await pixelflow(['generate', '--sed=4']), 'pixelflow generate: unknown option --sed (did you mean --seed?) (see pixelflow generate --help)');

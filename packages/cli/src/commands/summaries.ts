@@ -7,3 +7,4 @@ export const GENERATE_SUMMARY = 'Generate images of a class with a converted mod
 export const EVAL_SUMMARY = 'Evaluate a class-conditional model: class accuracy and Fréchet distance by CFG and steps';
 export const CUDA_SUMMARY = "Install onnxruntime's CUDA provider (opt-in) or check that it can load";
 export const JOBS_SUMMARY = 'Create, watch, cancel and download jobs of a running service (--api URL)';
+export const KEYS_SUMMARY = "Create, list and revoke a deployment's API keys (in its Redis: REDIS_URL, REDIS_PREFIX)";

@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { pixelflow } from '../../packages/cli/test/support/run-cli.ts';
+import { REDIS_URL, REPO, TINY } from './support.ts';
+
+// `pixelflow keys` as real processes against two real API processes (AUTH=on) on one Redis: a key
+// made by the CLI works on both replicas, and once the CLI revokes it the very next request to
+// either replica is a 401; no cache stands between a revocation and the replicas.
+
+const prefix = `pftest-${randomBytes(4).toString('hex')}`;
+const env = { ...process.env, REDIS_URL, REDIS_PREFIX: prefix };
+const apis: { child: ChildProcess; url: string }[] = [];
+let redis: Redis;
+
+/** An API process on a free port; resolves once it listens. */
+function startApi(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'services/api/src/main.ts')], {
+    cwd: REPO,
+    env: { ...env, AUTH: 'on', MODEL_DIR: TINY, RESULTS_DIR: join(REPO, 'data/test-cli-keys'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve({ child, url: match[1] as string });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`the API exited (${String(code)}) before listening: ${output}`)));
+  });
+}
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL);
+  apis.push(...(await Promise.all([startApi(), startApi()])));
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(apis.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
+  const stale = await redis.keys(`${prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  redis.disconnect();
+});
+
+const keys = (...args: string[]) => pixelflow(['keys', ...args], env);
+const models = (url: string, key: string) => fetch(`${url}/models`, { headers: { authorization: `Bearer ${key}` } });
+
+describe('pixelflow keys', () => {
+  it('makes a key both API replicas accept; a revocation is refused by the other replica on its very next request', async () => {
+    const created = await keys('create', '--name', 'replicated', '--rate', '120/min', '--max-active', '4', '--json');
+    expect(created.code, created.stderr).toBe(0);
+    const { key, webhookSecret, name, ratePerMinute, maxActive, admin } = JSON.parse(created.stdout) as Record<string, unknown>;
+    expect({ name, ratePerMinute, maxActive, admin }).toEqual({ name: 'replicated', ratePerMinute: 120, maxActive: 4, admin: false });
+    expect(key).toMatch(/^pfk_/);
+    expect(webhookSecret).toMatch(/^whsec_/);
+    const [one, two] = apis as [{ url: string }, { url: string }];
+    expect((await models(one.url, key as string)).status).toBe(200);
+    expect((await models(two.url, key as string)).status).toBe(200);
+
+    const revoked = await keys('revoke', 'replicated');
+    expect(revoked).toMatchObject({ code: 0, stderr: "revoked key 'replicated': the API refuses it from its next request\n" });
+    expect((await models(two.url, key as string)).status).toBe(401);
+    expect((await models(one.url, key as string)).status).toBe(401);
+  });
+
+  it('prints the key once in plain text, lists keys without secrets and with their last use', async () => {
+    const created = await keys('create', '--name', 'ops', '--admin');
+    expect(created.code, created.stderr).toBe(0);
+    const key = /^key: (pfk_\S+)$/m.exec(created.stdout)?.[1] as string;
+    expect(created.stdout).toMatch(/^webhook secret: whsec_\S+$/m);
+    expect(created.stderr).toContain('not shown again');
+    expect((await models(apis[0]?.url as string, key)).status).toBe(200);
+    const listed = await keys('list');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ops {2}admin {2}no limits {2}created \S+ {2}last used \d{4}-/m);
+    expect(listed.stdout).not.toContain('pfk_');
+    expect(listed.stdout).not.toContain('whsec_');
+    const json = JSON.parse((await keys('list', '--json')).stdout) as { name: string }[];
+    expect(json.map((info) => info.name)).toContain('ops');
+  });
+
+  it('refuses bad input in one line each', async () => {
+    await keys('create', '--name', 'taken');
+    const cases: [string[], number, string][] = [
+      [['create', '--name', 'taken'], 1, 'pixelflow keys: an API key named "taken" already exists; pick another name, or revoke it first\n'],
+      [['revoke', 'nobody'], 1, "pixelflow keys: no API key named 'nobody' (pixelflow keys list shows them)\n"],
+      [['create', '--name', 'x', '--rate', 'fast'], 2, "pixelflow keys: --rate must be requests a minute from 1 to 1000000, such as 120/min, not 'fast'\n"],
+      [['create', '--name', 'x', '--rate', '0/min'], 2, "pixelflow keys: --rate must be requests a minute from 1 to 1000000, such as 120/min, not '0/min'\n"],
+      [['create', '--name', 'x', '--max-active', '2.5'], 2, "pixelflow keys: --max-active must be a whole number of jobs from 1 to 1000000, not '2.5'\n"],
+      [['create', '--name', 'a b'], 2, "pixelflow keys: --name must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit, not 'a b'\n"],
+      [['create'], 2, 'pixelflow keys: create needs --name NAME, e.g. pixelflow keys create --name mobile-app\n'],
+      [['revoke'], 2, 'pixelflow keys: revoke needs the name of a key, e.g. pixelflow keys revoke mobile-app (pixelflow keys list shows them)\n'],
+      [['list', '--admin'], 2, 'pixelflow keys: --name, --rate, --max-active and --admin belong to create, not list\n'],
+    ];
+    for (const [args, code, stderr] of cases) expect(await keys(...args), args.join(' ')).toMatchObject({ code, stderr });
+    const unreachable = await pixelflow(['keys', 'list'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/^pixelflow keys: Redis at redis:\/\/127\.0\.0\.1:1 is unreachable \(.*\); is it running\?\n$/);
+  });
+});
