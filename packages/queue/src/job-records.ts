@@ -32,6 +32,8 @@ export interface NewJob {
   requestId?: string;
   /** Where to tell that it ended; kept apart from the parameters (those go into the PNGs). */
   webhook?: JobWebhookTarget;
+  /** Who may see and cancel it: the creating API key's name; '' (or absent) for the one tenant of AUTH=off. */
+  owner?: string;
 }
 
 /** A job's webhook as its record keeps it. */
@@ -59,6 +61,8 @@ export interface JobRecord {
   webhook: JobWebhookTarget | null;
   /** How its webhook's events were delivered, one per event handed to the webhook queue. */
   webhookDeliveries: WebhookDelivery[];
+  /** The name of the API key that created it; '' with AUTH=off, and for records written before jobs had owners. */
+  owner: string;
 }
 
 const PREVIEW_FIELD = 'preview:';
@@ -224,6 +228,7 @@ function recordFrom(id: string, fields: Record<string, string>): JobRecord | nul
       .filter(([name]) => name.startsWith(DELIVERY_FIELD))
       .map(([, value]) => WebhookDelivery.parse(JSON.parse(value)))
       .sort((a, b) => WebhookEvent.options.indexOf(a.event) - WebhookEvent.options.indexOf(b.event)),
+    owner: fields['owner'] ?? '',
   };
 }
 
@@ -255,6 +260,7 @@ export class JobRecords {
       created_at: job.createdAt.toISOString(),
       ...(job.requestId !== undefined && { request_id: job.requestId }),
       ...(job.webhook !== undefined && { webhook: JSON.stringify(JobWebhookTarget.parse(job.webhook)) }),
+      ...(job.owner !== undefined && job.owner !== '' && { owner: job.owner }),
     });
   }
 

@@ -15,6 +15,8 @@ export interface JobRequest {
   parameters: ResolvedGeneration;
   /** The HTTP request's id (X-Request-Id), kept on the record and in the worker's log lines. */
   requestId?: string;
+  /** The API key name that owns it (principal.ts's scopeOf); '' or absent with AUTH=off. */
+  owner?: string;
 }
 
 /**

@@ -184,5 +184,6 @@ function newRecord(id: string, request: JobRequest): JobRecord {
     requestId: request.requestId ?? null,
     webhook: null,
     webhookDeliveries: [],
+    owner: request.owner ?? '',
   };
 }
