@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobRecords, keys } from '@pixelflow/queue';
+import { JobRecords, keys, RedisIdempotencyStore, requestFingerprint } from '@pixelflow/queue';
 import { startPrivateRedis } from '../../packages/queue/test/support/redis-server.ts';
 import { startS3Server } from '../../packages/results/test/support/s3-server.ts';
 import { stallPastTheLimit } from '../../services/worker/test/support/worker-harness.ts';
@@ -173,6 +173,16 @@ describe('real responses conform to the document', () => {
       expect((await conforms('GET', `/jobs/{id}/${kind}/{n}`, `/jobs/${done}/${kind}/1`, { headers: { 'if-none-match': `W/${etag}` } })).status).toBe(304);
     }
     expect((await conforms('GET', '/jobs/{id}/images/{n}', `/jobs/${done}/images/7`)).status).toBe(404);
+
+    // Idempotency-Key: a replay, the key reused with another body (422), and the key while another
+    // request holds it (409, after the brief wait for that request's answer).
+    const keyed = (key: string, body: unknown): RequestInit => ({ headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    expect((await conforms('POST', '/jobs', '/jobs', keyed('doc-1', { class: 5, steps: 1 }))).status).toBe(202);
+    expect((await conforms('POST', '/jobs', '/jobs', keyed('doc-1', { class: 5, steps: 1 }))).status).toBe(202);
+    expect((await conforms('POST', '/jobs', '/jobs', keyed('doc-1', { class: 6, steps: 1 }))).status).toBe(422);
+    expect((await conforms('POST', '/jobs', '/jobs', keyed('x'.repeat(256), { class: 5, steps: 1 }))).status).toBe(400);
+    await new RedisIdempotencyStore(service.redis, keys(service.prefix)).claim('', 'doc-2', requestFingerprint({ class: 5, steps: 1 }));
+    expect((await conforms('POST', '/jobs', '/jobs', keyed('doc-2', { class: 5, steps: 1 }))).status).toBe(409);
     expect((await conforms('DELETE', '/jobs/{id}', `/jobs/${done}`)).status).toBe(409);
     expect((await conforms('GET', '/models', '/models')).json()['models']).toEqual([expect.objectContaining({ status: 'ready' })]);
   });

@@ -29,6 +29,16 @@ export const PROBLEMS = {
   'client-error': { status: 400, title: 'Request refused', about: 'The request cannot be served as sent, e.g. a Range past the end of a file, a failed precondition or an Expect header other than 100-continue (417); `status` is the HTTP status (4xx) and `detail` says why.' },
   'not-found': { status: 404, title: 'Not found', about: 'No such route, job, image or preview (jobs and their files expire after the retention period).' },
   'job-finished': { status: 409, title: 'Job already finished', about: 'A job that succeeded, failed or was canceled cannot be canceled.' },
+  'idempotency-key-reused': {
+    status: 422,
+    title: 'Idempotency key reused',
+    about: 'This Idempotency-Key was already used (by the same API key, within 24 h) with a different request body; a key stands for one request. Send a new key for a new request.',
+  },
+  'idempotency-in-progress': {
+    status: 409,
+    title: 'Idempotent request in progress',
+    about: 'Another request with this Idempotency-Key is still creating its job; retry after the seconds in Retry-After to get its answer.',
+  },
   'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
   'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later.' },
   internal: { status: 500, title: 'Internal error', about: 'Something failed on our side; the log has the details under the request id.' },

@@ -91,7 +91,7 @@ export function text(mediaType: string, description: string): ResponseDeclaratio
 }
 
 /** Problem kinds a status can carry whose reply also says when to retry. */
-const RETRYABLE: readonly ProblemKind[] = ['queue-full', 'service-unavailable'];
+const RETRYABLE: readonly ProblemKind[] = ['queue-full', 'service-unavailable', 'idempotency-in-progress'];
 
 /**
  * The problem+json responses of a route, one per status, each naming the problem types it can

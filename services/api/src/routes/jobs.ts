@@ -1,12 +1,13 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { JobService } from '@pixelflow/queue';
+import { IDEMPOTENCY_KEY_PATTERN, type JobService } from '@pixelflow/queue';
 import { imageKey, previewKey, ResultStoreUnavailableError, type ResultStore } from '@pixelflow/results';
 import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import { matchesIfNoneMatch } from '../conditional-get.ts';
 import type { ApiContext } from '../context.ts';
+import { submitIdempotently, type SubmissionReply } from '../idempotent-submission.ts';
 import { jobView } from '../job-view.ts';
 import { JOB_ROUTE_PROBLEMS, json, notModified, png, presignedRedirect, problems } from '../openapi/responses.ts';
 import { jobNotFound as notFound, problem, sendProblem } from '../problems.ts';
@@ -15,6 +16,16 @@ import { guardJobRoutes } from './job-guard.ts';
 // POST /jobs, GET /jobs/:id, DELETE /jobs/:id and the job's PNGs.
 
 const JobParams = z.object({ id: JobId });
+
+/** The IETF draft's Idempotency-Key: one request's identity, chosen by the client (a UUID, say). */
+const IdempotencyKey = z
+  .string()
+  .regex(IDEMPOTENCY_KEY_PATTERN, { error: 'must be 1 to 255 printable ASCII characters' })
+  .optional()
+  .meta({
+    description:
+      'Makes the request safe to retry: within 24 h, a repeat with the same key (per API key) and the same body (compared as parsed JSON: key order and whitespace do not matter) creates no job and gets the first answer again. The same key with another body is a 422. 1 to 255 printable ASCII characters; a quoted Structured Field string ("...") names the key inside its quotes.',
+  });
 
 /**
  * A path segment naming an index, written one way only (plain decimal: no sign, leading zero,
@@ -104,9 +115,10 @@ export function jobRoutes(ctx: ApiContext) {
           description: 'Validates the request, fills in the model defaults (and a random seed when none is given) and queues it. Follow it with GET /jobs/{id} or GET /jobs/{id}/events.',
           tags: ['jobs'],
           body: GenerationRequest,
+          headers: z.object({ 'idempotency-key': IdempotencyKey }).loose(),
           response: {
-            202: json(Job, 'The job, queued; Location is its URL', ['Location']),
-            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'queue-full', 'service-unavailable'),
+            202: json(Job, 'The job, queued; Location is its URL. With an Idempotency-Key seen before (same API key, same body, within 24 h): the first answer to that key, replayed byte for byte, with the header Idempotent-Replayed: true', ['Location']),
+            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'idempotency-in-progress', 'idempotency-key-reused', 'queue-full', 'service-unavailable'),
           },
         },
       },
@@ -118,17 +130,26 @@ export function jobRoutes(ctx: ApiContext) {
           if (!(error instanceof GenerationError)) throw error;
           return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
-        const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
-        if (!submission.accepted) {
-          const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
-          const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
-          return sendProblem(reply, problem('queue-full', detail, { instance: '/jobs' }), { 'retry-after': String(submission.retryAfterSeconds) });
-        }
-        const { id } = submission;
-        ctx.metrics.jobsCreated.inc();
-        const view = await viewOf(app.jobs, id);
-        request.log.info({ job_id: id, parameters }, 'job created');
-        return reply.code(202).header('location', `/jobs/${id}`).send(view as Job);
+        const submit = async (): Promise<SubmissionReply> => {
+          const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
+          if (!submission.accepted) {
+            const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
+            const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
+            return { reply: sendProblem(reply, problem('queue-full', detail, { instance: '/jobs' }), { 'retry-after': String(submission.retryAfterSeconds) }), answer: null };
+          }
+          const { id } = submission;
+          ctx.metrics.jobsCreated.inc();
+          const view = await viewOf(app.jobs, id);
+          request.log.info({ job_id: id, parameters }, 'job created');
+          const location = `/jobs/${id}`;
+          // Serialised here, by the route's own schema, so that a replay sends these very bytes.
+          const body = String(reply.serializeInput(view as Job, '202', 'application/json'));
+          return { reply: reply.code(202).header('location', location).type('application/json; charset=utf-8').send(body), answer: { status: 202, location, body } };
+        };
+        const idempotencyKey = request.headers['idempotency-key'];
+        if (idempotencyKey === undefined) return (await submit()).reply;
+        if (!app.idempotency) throw new Error('an Idempotency-Key arrived but this app has no idempotency store');
+        return submitIdempotently(app.idempotency, request, reply, idempotencyKey, submit);
       },
     );
 
