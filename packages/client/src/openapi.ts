@@ -342,7 +342,10 @@ export interface operations {
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: within 24 h, a repeat with the same key (per API key) and the same body (compared as parsed JSON: key order and whitespace do not matter) creates no job and gets the first answer again. The same key with another body is a 422. 1 to 255 printable ASCII characters; a quoted Structured Field string ("...") names the key inside its quotes. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -371,7 +374,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The job, queued; Location is its URL */
+            /** @description The job, queued; Location is its URL. With an Idempotency-Key seen before (same API key, same body, within 24 h): the first answer to that key, replayed byte for byte, with the header Idempotent-Replayed: true */
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -392,6 +395,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Idempotent request in progress. /problems/idempotency-in-progress (Idempotent request in progress): Another request with this Idempotency-Key is still creating its job; retry after the seconds in Retry-After to get its answer. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Request body too large. /problems/body-too-large (Request body too large): The body exceeds the configured BODY_LIMIT_BYTES. */
             413: {
                 headers: {
@@ -404,6 +418,16 @@ export interface operations {
             };
             /** @description Unsupported media type. /problems/unsupported-media-type (Unsupported media type): Request bodies must be application/json. */
             415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency key reused. /problems/idempotency-key-reused (Idempotency key reused): This Idempotency-Key was already used (by the same API key, within 24 h) with a different request body; a key stands for one request. Send a new key for a new request. */
+            422: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
