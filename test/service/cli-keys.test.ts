@@ -61,7 +61,7 @@ describe('pixelflow keys', () => {
     expect({ name, ratePerMinute, maxActive, admin }).toEqual({ name: 'replicated', ratePerMinute: 120, maxActive: 4, admin: false });
     expect(key).toMatch(/^pfk_/);
     expect(webhookSecret).toMatch(/^whsec_/);
-    const [one, two] = apis as [{ url: string }, { url: string }];
+    const [one, two] = [apis[0], apis[1]] as [{ url: string }, { url: string }];
     expect((await models(one.url, key as string)).status).toBe(200);
     expect((await models(two.url, key as string)).status).toBe(200);
 
