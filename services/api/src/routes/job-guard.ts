@@ -1,5 +1,6 @@
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { JobId } from '@pixelflow/schemas';
+import { mayAccessJob } from '../auth/ownership.ts';
 import { jobNotFound, sendProblem, sendRedisUnavailable } from '../problems.ts';
 
 /**
@@ -18,7 +19,9 @@ export function requireRedis(app: FastifyInstance): onRequestAsyncHookHandler {
  * For the routes of a job plugin (Fastify encapsulation keeps it to them): an `:id` that POST
  * /jobs cannot have issued is answered 404 like any other unknown job, before its schema would
  * call it a 400 and before it reaches a Redis key (`<id>:events` is the job's event stream). A
- * client holding a stale or mistyped id gets the same answer either way. Then requireRedis.
+ * client holding a stale or mistyped id gets the same answer either way. Then requireRedis, then
+ * ownership: with AUTH=on, a job another (non-admin) key created is a 404 too, for every route of
+ * the job (record, events, images, previews, cancel), before the route reads anything else.
  */
 export function guardJobRoutes(app: FastifyInstance): void {
   app.addHook('onRequest', async (request, reply) => {
@@ -28,4 +31,11 @@ export function guardJobRoutes(app: FastifyInstance): void {
     }
   });
   app.addHook('onRequest', requireRedis(app));
+  app.addHook('onRequest', async (request, reply) => {
+    const { id } = request.params as { id?: string };
+    const { principal } = request;
+    if (id === undefined || principal === null || principal.admin) return;
+    const record = await app.jobs.record(id);
+    if (!record || !mayAccessJob(principal, record.owner)) return sendProblem(reply, jobNotFound(id, request.url.split('?')[0]));
+  });
 }

@@ -6,6 +6,7 @@ import { imageKey, previewKey, ResultStoreUnavailableError, type ResultStore } f
 import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import { matchesIfNoneMatch } from '../conditional-get.ts';
+import { scopeOf } from '../auth/principal.ts';
 import type { ApiContext } from '../context.ts';
 import { submitIdempotently, type SubmissionReply } from '../idempotent-submission.ts';
 import { jobView } from '../job-view.ts';
@@ -131,7 +132,7 @@ export function jobRoutes(ctx: ApiContext) {
           return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
         const submit = async (): Promise<SubmissionReply> => {
-          const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id }, ctx.config.QUEUE_CAP);
+          const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id, owner: scopeOf(request.principal) }, ctx.config.QUEUE_CAP);
           if (!submission.accepted) {
             const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
             const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
