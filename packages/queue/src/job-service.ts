@@ -2,7 +2,7 @@ import type { JobStatus, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Throughput } from './eta.ts';
 import type { StoredEvent } from './job-events.ts';
 import type { QueueDepth } from './job-queue.ts';
-import type { JobRecord } from './job-records.ts';
+import type { JobRecord, JobWebhookTarget } from './job-records.ts';
 import type { WorkerHeartbeat } from './workers.ts';
 
 // What the API and the worker ask of the job store, job by job, without
@@ -17,6 +17,8 @@ export interface JobRequest {
   requestId?: string;
   /** The API key name that owns it (principal.ts's scopeOf); '' or absent with AUTH=off. */
   owner?: string;
+  /** Where to tell that it ended (checked by the caller); never part of the parameters. */
+  webhook?: JobWebhookTarget;
 }
 
 /**

@@ -82,7 +82,7 @@ export class RedisJobService implements JobService {
   /** Record, 'queued' event, delivery, for an admitted job; a job that could not be queued leaves nothing behind, its place included. */
   private async enqueue(id: string, request: JobRequest, position: number): Promise<void> {
     try {
-      await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }), ...(request.owner !== undefined && { owner: request.owner }) });
+      await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }), ...(request.owner !== undefined && { owner: request.owner }), ...(request.webhook !== undefined && { webhook: request.webhook }) });
       // The queued event goes first: once queued, a worker may report `started` at once.
       await this.jobEvents.append(id, 'queued', { position });
       await this.queue.add(id);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ResolvedGeneration } from './generation.ts';
+import { JobWebhook } from './webhooks.ts';
 
 // The job API's resources: what `GET /jobs/:id` returns, the events of
 // `GET /jobs/:id/events`, and the RFC 9457 problem documents of every error.
@@ -88,6 +89,7 @@ export const Job = z
     previews: z.array(StagePreview),
     result: z.object({ images: z.array(JobImage) }).nullable(),
     error: JobError.nullable(),
+    webhook: JobWebhook.nullable().meta({ description: 'The webhook the job named, with its deliveries; null when it named none' }),
   })
   .meta({ id: 'Job', description: 'A generation job' });
 export type Job = z.infer<typeof Job>;

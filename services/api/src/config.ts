@@ -1,6 +1,7 @@
 import { DEFAULT_MODEL_DIR } from '@pixelflow/formats';
 import { WEB_DIST_DIR } from '@pixelflow/web';
 import { checkResultsEnv, ResultsEnv } from '@pixelflow/results';
+import { WebhookEnv } from '@pixelflow/webhooks';
 import { CommonEnv, intVar, parseEnv } from '@pixelflow/schemas';
 import { z } from 'zod';
 
@@ -58,6 +59,7 @@ export const ApiEnv = CommonEnv.extend({
   AUTH: z.enum(['off', 'on']).default('off'),
 })
   .extend(ResultsEnv.shape)
+  .extend(WebhookEnv.shape)
   .check((ctx) => {
     const { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } = ctx.value;
     if (HEADERS_TIMEOUT_MS > REQUEST_TIMEOUT_MS) {

@@ -22,5 +22,6 @@ export function jobView({ record, queuePosition, etaSeconds }: JobSnapshot): Job
     previews: record.previews,
     result: record.images === null ? null : { images: record.images },
     error: record.error,
+    webhook: record.webhook === null ? null : { url: record.webhook.url, events: record.webhook.events, deliveries: record.webhookDeliveries },
   };
 }
