@@ -95,4 +95,18 @@ describe('pixelflow jobs', () => {
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/^pixelflow jobs: cannot reach the service at http:\/\/127\.0\.0\.1:1 .*is it running\? \(pnpm start\)\n$/);
   });
+
+  it('--idempotency-key makes create safe to run again: the same key and options print the same job, other options are refused', async () => {
+    const key = `cli-${Date.now()}`;
+    const first = await jobs('create', '--class', '3', '--steps', '1', '--seed', '9', '--idempotency-key', key);
+    expect(first.code, first.stderr).toBe(0);
+    const again = await jobs('create', '--class', '3', '--steps', '1', '--seed', '9', '--idempotency-key', key);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(first.stdout);
+    const reused = await jobs('create', '--class', '4', '--steps', '1', '--seed', '9', '--idempotency-key', key);
+    expect(reused.code).toBe(2);
+    expect(reused.stderr).toMatch(/^pixelflow jobs: Idempotency-Key .* was used with a different request body.*\(422 idempotency-key-reused\)\n$/);
+    expect(await jobs('get', 'x', '--idempotency-key', key)).toMatchObject({ code: 2, stderr: 'pixelflow jobs: --idempotency-key belongs to create\n' });
+    expect(await jobs('create', '--class', '3', '--idempotency-key', 'x'.repeat(256))).toMatchObject({ code: 2, stderr: 'pixelflow jobs: --idempotency-key must be 1 to 255 printable ASCII characters\n' });
+  });
 });

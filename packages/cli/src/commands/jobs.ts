@@ -14,6 +14,9 @@ import { ProgressFromEvents } from './job-progress.ts';
 
 const COMMAND = 'jobs';
 const DEFAULT_API = 'http://127.0.0.1:8080';
+/** The server's rule for an Idempotency-Key, checked here so that a bad one is a usage error. */
+const IDEMPOTENCY_KEY_RULE = /^[\x20-\x7e]{1,255}$/;
+
 const ACTIONS = ['create', 'get', 'watch', 'cancel', 'download'] as const;
 type Action = (typeof ACTIONS)[number];
 
@@ -25,6 +28,8 @@ Actions:
   create [generation options]   queue a job; prints its id (--json: the job)
          --watch                  then follow it until it ends
          --out DIR [--force]      then wait for it and download its images
+         --idempotency-key KEY    sent as Idempotency-Key: running the command
+                                  again with KEY (within 24 h) creates no second job
   get ID                        the job as JSON: status, parameters, progress, result
   watch ID                      follow the job with a progress bar until it ends
   cancel ID                     cancel it (a queued job at once, a running one
@@ -57,6 +62,7 @@ interface JobsArgs {
   id: string | undefined;
   api: string;
   requestId: string | undefined;
+  idempotencyKey: string | undefined;
   request: Record<string, unknown>;
   watch: boolean;
   out: string | undefined;
@@ -73,6 +79,7 @@ export function parseJobsArgs(args: readonly string[], env: NodeJS.ProcessEnv = 
     ...GENERATION_FLAGS,
     api: { type: 'string' },
     'request-id': { type: 'string' },
+    'idempotency-key': { type: 'string' },
     watch: { type: 'boolean', default: false },
     out: { type: 'string' },
     force: { type: 'boolean', default: false },
@@ -95,6 +102,9 @@ export function parseJobsArgs(args: readonly string[], env: NodeJS.ProcessEnv = 
   if (values.watch && action !== 'create') throw usage(`--watch belongs to create (${action} ${action === 'watch' ? 'watches already' : 'does not watch'})`);
   if (values.out !== undefined && action !== 'create' && action !== 'download') throw usage(`--out belongs to create and download`);
   if (values.out !== undefined && values.out.trim() === '') throw usage('--out must not be empty');
+  const idempotencyKey = values['idempotency-key'];
+  if (idempotencyKey !== undefined && action !== 'create') throw usage(`--idempotency-key belongs to create`);
+  if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_RULE.test(idempotencyKey)) throw usage('--idempotency-key must be 1 to 255 printable ASCII characters');
   const api = values.api ?? (env['PIXELFLOW_API'] || DEFAULT_API);
   if (!/^https?:\/\/[^/]/.test(api)) throw usage(`--api must be an http:// or https:// URL, not '${api}'`);
   return {
@@ -102,6 +112,7 @@ export function parseJobsArgs(args: readonly string[], env: NodeJS.ProcessEnv = 
     id,
     api,
     requestId: values['request-id'],
+    idempotencyKey,
     request: requestFromFlags(values),
     watch: values.watch,
     out: values.out ?? (action === 'download' ? '.' : undefined),
@@ -247,7 +258,8 @@ async function run(client: ApiClient, args: JobsArgs, signal: AbortSignal): Prom
   const id = args.id as string;
   switch (args.action) {
     case 'create': {
-      const job = await dataOf(client.POST('/jobs', { body: args.request as JobRequest }));
+      const headers = args.idempotencyKey !== undefined ? { 'idempotency-key': args.idempotencyKey } : {};
+      const job = await dataOf(client.POST('/jobs', { body: args.request as JobRequest, params: { header: headers } }));
       process.stderr.write(`pixelflow jobs: job ${job.id} queued${job.queue_position !== null ? ` (position ${job.queue_position})` : ''}: class ${job.parameters.class_label} ${JSON.stringify(job.parameters.class_name)}, ${job.parameters.num_images} ${job.parameters.num_images === 1 ? 'image' : 'images'}, seed ${job.parameters.seed}\n`);
       if (args.json) printJson(job);
       else process.stdout.write(`${job.id}\n`);
