@@ -233,6 +233,27 @@ describe('real responses conform to the document', () => {
     }
   });
 
+  it('with AUTH=on and no valid key: 401 with its challenge from every route that needs a key; the public ones answer', { timeout: 60_000 }, async () => {
+    const guarded = await startService({ worker: false, env: { AUTH: 'on' } });
+    try {
+      const base = guarded.url;
+      const unknownKey = { headers: { authorization: `Bearer pfk_${'A'.repeat(43)}` } };
+      expect((await conforms('POST', '/jobs', '/jobs', { base, ...json({ class: 1 }) })).status).toBe(401);
+      expect((await conforms('GET', '/jobs/{id}', `/jobs/${UNKNOWN_JOB}`, { base, ...unknownKey })).status).toBe(401);
+      expect((await conforms('DELETE', '/jobs/{id}', `/jobs/${UNKNOWN_JOB}`, { base })).status).toBe(401);
+      expect((await conforms('GET', '/jobs/{id}/events', `/jobs/${UNKNOWN_JOB}/events`, { base })).status).toBe(401);
+      expect((await conforms('GET', '/jobs/{id}/images/{n}', `/jobs/${UNKNOWN_JOB}/images/0`, { base, ...unknownKey })).status).toBe(401);
+      expect((await conforms('GET', '/jobs/{id}/previews/{n}', `/jobs/${UNKNOWN_JOB}/previews/0`, { base })).status).toBe(401);
+      expect((await conforms('GET', '/models', '/models', { base })).status).toBe(401);
+      expect((await conforms('GET', '/models/classes', '/models/classes', { base, ...unknownKey })).status).toBe(401);
+      expect((await conforms('GET', '/healthz', '/healthz', { base })).status).toBe(200);
+      expect((await conforms('GET', '/metrics', '/metrics', { base })).status).toBe(200);
+      expect((await conforms('GET', '/problems/{kind}', '/problems/unauthorized', { base })).status).toBe(200);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('are told apart from responses that do not (the checker itself)', () => {
     const headers = (entries: Record<string, string>): Headers => new Headers({ 'x-request-id': 'r1', ...entries });
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0]);

@@ -12,6 +12,8 @@ export type ApiClient = Client<paths>;
 export interface ApiClientOptions {
   /** Sent with every request, e.g. an X-Request-Id. */
   headers?: Record<string, string>;
+  /** An API key (`pixelflow keys create`), sent as `Authorization: Bearer <key>`: needed when the server runs with AUTH=on. */
+  apiKey?: string;
   /** Another fetch (tests, proxies); the global one by default. */
   fetch?: typeof fetch;
   /** The requests' cache mode in browsers, e.g. 'no-store'. */
@@ -23,7 +25,7 @@ export function createApiClient(baseUrl: string, options: ApiClientOptions = {})
   const send = options.fetch ?? globalThis.fetch;
   return createClient<paths>({
     baseUrl: baseUrl.replace(/\/+$/, ''),
-    ...(options.headers ? { headers: options.headers } : {}),
+    ...(options.headers || options.apiKey ? { headers: { ...options.headers, ...bearer(options.apiKey) } } : {}),
     ...(options.cache ? { cache: options.cache } : {}),
     fetch: async (request) => {
       try {
@@ -34,6 +36,11 @@ export function createApiClient(baseUrl: string, options: ApiClientOptions = {})
       }
     },
   });
+}
+
+/** The Authorization header of an API key; none without one. */
+export function bearer(apiKey: string | undefined): Record<string, string> {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 }
 
 /** What a call of an ApiClient resolves to, for `dataOf`. */

@@ -1,4 +1,5 @@
 import type { JobEvent } from '@pixelflow/schemas';
+import { bearer } from './client.ts';
 import { ApiUnreachable, problemOf } from './problems.ts';
 
 // A job's Server-Sent Events as an async iterator of typed events, over fetch (Node and browsers
@@ -18,6 +19,8 @@ export interface FollowOptions {
   /** Another fetch (tests, proxies); the global one by default. */
   fetch?: typeof fetch;
   headers?: Record<string, string>;
+  /** An API key, sent as `Authorization: Bearer <key>` (AUTH=on). */
+  apiKey?: string;
   /** Called when a connection opens and when one is lost (before it is resumed). */
   onConnection?: (state: 'open' | 'lost') => void;
   /** The longest wait between reconnections, in ms (the waits double from the server's retry). */
@@ -80,7 +83,7 @@ export async function* followJobEvents(baseUrl: string, jobId: string, options: 
   for (;;) {
     let response: Response;
     try {
-      const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
+      const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers, ...bearer(options.apiKey) };
       if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
       response = await send(url, { headers, ...(options.signal ? { signal: options.signal } : {}) });
     } catch (error) {

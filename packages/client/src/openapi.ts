@@ -206,6 +206,28 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        WebhookDelivery: {
+            /** @enum {string} */
+            event: "job.succeeded" | "job.failed" | "job.canceled";
+            /** @description The webhook-id header, the same on every attempt */
+            webhook_id: string;
+            /**
+             * @description pending: not delivered yet (attempts left); delivered: the receiver answered 2xx; failed: every attempt failed
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+            attempts: number;
+            /** @description The receiver's status code at the last attempt; null when it gave none */
+            last_status_code: number | null;
+            last_error: string | null;
+            delivered_at: string | null;
+        };
+        /** @description The job's webhook and its deliveries (one per event that happened) */
+        JobWebhook: {
+            url: string;
+            events: ("job.succeeded" | "job.failed" | "job.canceled")[];
+            deliveries: components["schemas"]["WebhookDelivery"][];
+        };
         JobProgress: {
             /** @description Stage being computed, 0-based (the last stage once finished) */
             stage: number;
@@ -272,6 +294,8 @@ export interface components {
                 images: components["schemas"]["JobImage"][];
             } | null;
             error: components["schemas"]["JobError"] | null;
+            /** @description The webhook the job named, with its deliveries; null when it named none */
+            webhook: components["schemas"]["JobWebhook"] | null;
         };
         Problem: {
             /**
@@ -334,6 +358,8 @@ export interface components {
         "Cache-Control": string;
         /** @description Seconds to wait before trying again */
         "Retry-After": number;
+        /** @description The RFC 6750 challenge: Bearer realm="pixelflow", with error="invalid_token" when a key was sent and is not valid (unknown, revoked or malformed) */
+        "WWW-Authenticate": string;
     };
     pathItems: never;
 }
@@ -389,6 +415,17 @@ export interface operations {
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -481,6 +518,17 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found. /problems/not-found (Not found): No such route, job, image or preview (jobs and their files expire after the retention period). */
             404: {
                 headers: {
@@ -544,6 +592,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found. /problems/not-found (Not found): No such route, job, image or preview (jobs and their files expire after the retention period). */
@@ -645,6 +704,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found. /problems/not-found (Not found): No such route, job, image or preview (jobs and their files expire after the retention period). */
             404: {
                 headers: {
@@ -734,6 +804,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found. /problems/not-found (Not found): No such route, job, image or preview (jobs and their files expire after the retention period). */
             404: {
                 headers: {
@@ -805,6 +886,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found. /problems/not-found (Not found): No such route, job, image or preview (jobs and their files expire after the retention period). */
             404: {
                 headers: {
@@ -859,6 +951,17 @@ export interface operations {
                     };
                 };
             };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */
             500: {
                 headers: {
@@ -904,6 +1007,17 @@ export interface operations {
                             name: string;
                         }[];
                     };
+                };
+            };
+            /** @description Unauthorized. /problems/unauthorized (Unauthorized): With AUTH=on, the request needs `Authorization: Bearer <key>` with a key that `pixelflow keys create` issued and that has not been revoked; WWW-Authenticate says which was wrong. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */

@@ -19,13 +19,17 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 /** Routes anyone may ask for: probes, metrics, the API's documentation, the web page and its files, problem types. */
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/', '/assets/:file', '/problems/:kind']);
 
+/** Whether a route (as registered: `/jobs/:id`) answers without a key; the OpenAPI document says so from this too. */
+export function isPublicPath(route: string): boolean {
+  return PUBLIC_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/');
+}
+
 export function isPublicRoute(request: FastifyRequest): boolean {
   // CORS preflights never carry credentials; @fastify/cors answers them.
   if (request.method === 'OPTIONS') return true;
   const route = request.routeOptions.url;
   // Unknown paths are not public: without a key, a client learns nothing of which paths exist.
-  if (route === undefined) return false;
-  return PUBLIC_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/');
+  return route !== undefined && isPublicPath(route);
 }
 
 /** With `keyGiven`, RFC 6750's error="invalid_token": a key came and it is not one (a client should not retry it). */

@@ -3,7 +3,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { ModelManifest } from '@pixelflow/schemas';
-import { RESPONSE_HEADERS, type ResponseDeclaration } from './responses.ts';
+import { isPublicPath } from '../auth/authenticate.ts';
+import { problems, RESPONSE_HEADERS, type ResponseDeclaration } from './responses.ts';
 
 // The OpenAPI document at /openapi.json (and its viewer at /docs), written from the routes'
 // schemas. OpenAPI 3.2, for `itemSchema`: the event stream's events are described one by one, so
@@ -25,8 +26,18 @@ export async function registerOpenApi(app: FastifyInstance, manifest: ModelManif
         license: { name: 'Proprietary', identifier: 'LicenseRef-PixelFlow-Serve' },
       },
       servers: [{ url: '/', description: 'The server that serves this document' }],
-      // No authentication yet: an empty requirement says so explicitly.
-      security: [],
+      // With AUTH=on every operation needs a key but the public ones, which say `security: []`
+      // (transformRoute). With AUTH=off the server asks for none: the document is the same.
+      security: [{ [SECURITY_SCHEME]: [] }],
+      components: {
+        securitySchemes: {
+          [SECURITY_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key from `pixelflow keys create` (pfk_...), as `Authorization: Bearer <key>`; needed when the server runs with AUTH=on (docs/api-keys.md).',
+          },
+        },
+      },
       tags: [
         { name: 'jobs', description: 'Generation jobs, their progress and their images' },
         { name: 'models', description: 'The model served' },
@@ -34,7 +45,7 @@ export async function registerOpenApi(app: FastifyInstance, manifest: ModelManif
       ],
     },
     transform: transformRoute,
-    transformObject: (input) => withoutUnusedSchemas(withSharedHeaders(withEventStreamItems(jsonSchemaTransformObject(input) as JsonSchema))),
+    transformObject: (input) => withoutUnusedSchemas(withChallenge(withSharedHeaders(withEventStreamItems(jsonSchemaTransformObject(input) as JsonSchema)))),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -44,7 +55,43 @@ function isDeclaration(value: unknown): value is ResponseDeclaration {
   return typeof value === 'object' && value !== null && 'content' in value && 'description' in value;
 }
 
-function transformRoute(input: TransformInput): ReturnType<typeof jsonSchemaTransform> {
+const SECURITY_SCHEME = 'apiKey';
+
+const CHALLENGE = 'WWW-Authenticate';
+/** 401 of a route that needs a key, with its RFC 6750 challenge (auth/authenticate.ts); the header is described once, in withChallenge. */
+const UNAUTHORIZED: ResponseDeclaration = (() => {
+  const declaration = problems('unauthorized')[401] as ResponseDeclaration;
+  return { ...declaration, headers: { ...declaration.headers, [CHALLENGE]: { type: 'string', description: '' } } };
+})();
+
+/** The 401s' WWW-Authenticate, under components.headers like the other response headers. */
+function withChallenge(document: JsonSchema): JsonSchema {
+  for (const response of responsesOf(document)) {
+    const headers = response['headers'] as Record<string, JsonSchema> | undefined;
+    if (headers?.[CHALLENGE]) headers[CHALLENGE] = { $ref: `#/components/headers/${CHALLENGE}` };
+  }
+  const components = document['components'] as { headers?: JsonSchema };
+  components.headers = {
+    ...components.headers,
+    [CHALLENGE]: {
+      description: 'The RFC 6750 challenge: Bearer realm="pixelflow", with error="invalid_token" when a key was sent and is not valid (unknown, revoked or malformed)',
+      required: true,
+      schema: { type: 'string' },
+    },
+  };
+  return document;
+}
+
+/** The route's schema with what authentication adds: its 401, or, for a public route, no security requirement. */
+function withAuthentication(input: TransformInput): TransformInput {
+  const schema = input.schema as (Record<string, unknown> & { response?: Record<string, unknown> }) | undefined;
+  if (!schema) return input;
+  if (isPublicPath(input.url)) return { ...input, schema: { ...schema, security: [] } } as TransformInput;
+  return { ...input, schema: { ...schema, response: { ...schema.response, 401: UNAUTHORIZED } } } as TransformInput;
+}
+
+function transformRoute(routeInput: TransformInput): ReturnType<typeof jsonSchemaTransform> {
+  const input = withAuthentication(routeInput);
   const output = jsonSchemaTransform(input);
   const declared = (input.schema as { response?: Record<string, unknown> } | undefined)?.response;
   const responses = (output.schema as { response?: Record<string, JsonSchema> } | undefined)?.response;
