@@ -1,13 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import { answerWithin, ApiKeys, connectRedis, describeRedisTarget, JobEventHub, JobQueue, keys as makeKeys, RedisIdempotencyStore, RedisJobService, redisTarget } from '@pixelflow/queue';
+import { answerWithin, ApiKeys, connectRedis, describeRedisTarget, JobEventHub, JobQueue, JobRecords, keys as makeKeys, RedisIdempotencyStore, RedisJobService, redisTarget, webhookSecretOf, type Keys } from '@pixelflow/queue';
 import { openResultStore } from '@pixelflow/results';
+import { WebhookDeliveries, webhookSettings, type SecretFor, type WebhookLog } from '@pixelflow/webhooks';
 import type { ApiConfig } from './config.ts';
 import type { ApiInfrastructure } from './infrastructure.ts';
+import { jobView } from './job-view.ts';
 
 // The API's infrastructure for real: three Redis connections (request reads that
 // fail fast, BullMQ's own that retries forever, the events subscriber) and the
-// result store (a folder, or an S3 bucket checked at start). Whoever connects it
+// result store (a folder, or an S3 bucket checked at start), and the webhook deliveries: every API
+// process reads the webhook outbox and delivers (BullMQ gives each delivery to one of them; the
+// work is waiting on receivers, light next to serving requests). Whoever connects it
 // owns it and closes it once the app has closed: main.ts, or buildApp when it was
 // given none.
 
@@ -30,7 +34,7 @@ export interface ConnectedInfrastructure extends ApiInfrastructure {
  * the next only a minute later. Holding it keeps "Redis is unreachable" in the start-up log.
  */
 class HeldErrors {
-  private log: FastifyBaseLogger | null = null;
+  log: FastifyBaseLogger | null = null;
   private readonly held: { error: unknown; what: string }[] = [];
 
   report(error: unknown, what: string): void {
@@ -49,12 +53,26 @@ function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
   return answerWithin(promise, Math.max(0, deadline - Date.now()));
 }
 
-async function quitAll(queue: JobQueue, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {
+/** Webhook secrets: AUTH=off's tenant ('') signs with WEBHOOK_SECRET, an API key with its own. */
+function secretLookup(config: ApiConfig, redis: Redis, keys: Keys): SecretFor {
+  return async (owner) => (owner === '' ? (config.WEBHOOK_SECRET ?? null) : webhookSecretOf(redis, keys, owner));
+}
+
+/** The deliveries' log lines, to the app's log once it exists (deliveries start before it). */
+function webhookLog(errors: HeldErrors): WebhookLog {
+  return {
+    info: (fields, message) => errors.log?.info(fields, message),
+    warn: (fields, message) => errors.log?.warn(fields, message),
+    error: (fields, message) => errors.report((fields as { err?: unknown }).err ?? fields, message),
+  };
+}
+
+async function quitAll(queue: JobQueue, webhooks: WebhookDeliveries, bullConnection: Redis, connections: readonly Redis[]): Promise<void> {
   // Closing politely waits for Redis to answer, which a Redis that stopped answering without closing
   // the socket (hung, or cut off by the network) never does: shutdown gives it QUIT_REDIS_MS in all,
   // then drops the connections. A connection that is not up right now is dropped at once.
   const deadline = Date.now() + QUIT_REDIS_MS;
-  if (bullConnection.status === 'ready') await until(queue.close(), deadline).catch(() => undefined);
+  if (bullConnection.status === 'ready') await until(Promise.all([queue.close(), webhooks.close()]), deadline).catch(() => undefined);
   await Promise.all(connections.map((connection) => quit(connection, deadline)));
 }
 
@@ -95,6 +113,16 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
   try {
     const queue = new JobQueue(bullConnection, keys, onRedisError, redis);
     const eventHub = new JobEventHub(subscriber, keys);
+    const webhooks = new WebhookDeliveries({
+      connection: bullConnection,
+      keys,
+      records: new JobRecords(redis, keys),
+      settings: webhookSettings(config),
+      secretFor: secretLookup(config, redis, keys),
+      // An ended job has no place or estimate: its view is the record's alone, as GET /jobs/{id} shows it.
+      viewOf: (record) => jobView({ record, queuePosition: null, etaSeconds: null }),
+      log: webhookLog(errors),
+    });
     let closing: Promise<void> | undefined;
     infrastructure = {
       jobs: new RedisJobService({ redis, keys, queue, retentionSeconds: config.JOB_RETENTION_SECONDS }),
@@ -103,11 +131,12 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
       idempotency: new RedisIdempotencyStore(redis, keys),
       apiKeys: new ApiKeys(redis, keys),
       reportErrorsTo: (log) => errors.sendTo(log),
-      close: () => (closing ??= quitAll(queue, bullConnection, connections).finally(() => resultStore.close())),
+      close: () => (closing ??= quitAll(queue, webhooks, bullConnection, connections).finally(() => resultStore.close())),
     };
     // Not awaited: the API starts (and says it is not ready) while Redis is away; the subscription
     // is made when Redis answers, and event streams re-read on every heartbeat meanwhile.
     eventHub.start().catch((error: unknown) => errors.report(error, 'subscribing to job events failed'));
+    webhooks.start();
   } catch (error) {
     // Left open, they would reconnect for good and keep the process alive.
     for (const connection of connections) connection.disconnect();

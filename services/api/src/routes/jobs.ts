@@ -3,13 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { IDEMPOTENCY_KEY_PATTERN, type JobService } from '@pixelflow/queue';
 import { imageKey, previewKey, ResultStoreUnavailableError, type ResultStore } from '@pixelflow/results';
-import { formatIssuePath, GenerationError, GenerationRequest, Job, JobId, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
+import { formatIssuePath, GenerationError, Job, JobId, JobSubmission, MAX_SEED, resolveGeneration } from '@pixelflow/schemas';
 import { z } from 'zod';
 import { matchesIfNoneMatch } from '../conditional-get.ts';
 import { scopeOf } from '../auth/principal.ts';
 import type { ApiContext } from '../context.ts';
 import { submitIdempotently, type SubmissionReply } from '../idempotent-submission.ts';
 import { jobView } from '../job-view.ts';
+import { checkWebhookRequest } from '../webhook-request.ts';
 import { JOB_ROUTE_PROBLEMS, json, notModified, png, presignedRedirect, problems } from '../openapi/responses.ts';
 import { jobNotFound as notFound, problem, sendProblem } from '../problems.ts';
 import { guardJobRoutes } from './job-guard.ts';
@@ -115,7 +116,7 @@ export function jobRoutes(ctx: ApiContext) {
           summary: 'Create a generation job',
           description: 'Validates the request, fills in the model defaults (and a random seed when none is given) and queues it. Follow it with GET /jobs/{id} or GET /jobs/{id}/events.',
           tags: ['jobs'],
-          body: GenerationRequest,
+          body: JobSubmission,
           headers: z.object({ 'idempotency-key': IdempotencyKey }).loose(),
           response: {
             202: json(Job, 'The job, queued; Location is its URL. With an Idempotency-Key seen before (same API key, same body, within 24 h): the first answer to that key, replayed byte for byte, with the header Idempotent-Replayed: true', ['Location']),
@@ -124,15 +125,26 @@ export function jobRoutes(ctx: ApiContext) {
         },
       },
       async (request, reply) => {
+        // The webhook stays beside the parameters: they alone go into the PNGs' metadata.
+        const { webhook, ...generation } = request.body;
         let parameters;
         try {
-          parameters = resolveGeneration(request.body, ctx.manifest, () => randomInt(0, MAX_SEED + 1));
+          parameters = resolveGeneration(generation, ctx.manifest, () => randomInt(0, MAX_SEED + 1));
         } catch (error) {
           if (!(error instanceof GenerationError)) throw error;
           return sendProblem(reply, problem('validation', error.message, { errors: [{ path: formatIssuePath(error.field), message: error.reason }], instance: '/jobs' }));
         }
+        const owner = scopeOf(request.principal);
+        const checked = webhook === undefined ? undefined : await checkWebhookRequest(webhook, owner, ctx.config);
+        if (checked !== undefined && 'refused' in checked) {
+          const detail = `webhook.url: ${checked.refused}`;
+          return sendProblem(reply, problem('validation', detail, { errors: [{ path: 'webhook.url', message: checked.refused }], instance: '/jobs' }));
+        }
         const submit = async (): Promise<SubmissionReply> => {
-          const submission = await app.jobs.submit({ model: ctx.manifest.name, parameters, requestId: request.id, owner: scopeOf(request.principal) }, ctx.config.QUEUE_CAP);
+          const submission = await app.jobs.submit(
+            { model: ctx.manifest.name, parameters, requestId: request.id, owner, ...(checked !== undefined && { webhook: checked.target }) },
+            ctx.config.QUEUE_CAP,
+          );
           if (!submission.accepted) {
             const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
             const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
