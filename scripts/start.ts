@@ -35,6 +35,17 @@ try {
 const children: ChildProcess[] = [];
 let stopping = false;
 
+/**
+ * What the ready line says about API keys. On this machine AUTH stays off unless asked for (the API
+ * listens on 127.0.0.1 by default, where every client is local), and the line says so, loudest when
+ * the API listens beyond loopback without keys.
+ */
+function authLine({ AUTH, HOST }: ApiConfig): string {
+  if (AUTH === 'on') return 'auth: on (make a key: pnpm pixelflow keys create --name NAME)';
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(HOST);
+  return loopback ? 'auth: off (API keys are not needed on 127.0.0.1; AUTH=on turns them on)' : `auth: OFF while listening on ${HOST}: anyone who reaches it may use it; set AUTH=on (docs/api-keys.md)`;
+}
+
 function say(line: string): void {
   process.stderr.write(`pixelflow start: ${line}\n`);
 }
@@ -147,7 +158,7 @@ const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${
 for (let waited = 0; !stopping; waited += 250) {
   const status = await fetch(`${base}/readyz`).then((r) => r.status, () => 0);
   if (status === 200) {
-    say(`ready: open ${base}/ in a browser  (API docs: ${base}/docs, try: curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"class": "digit 7"}')`);
+    say(`ready: open ${base}/ in a browser  (API docs: ${base}/docs, try: curl -s -X POST ${base}/jobs${config.AUTH === 'on' ? ' -H "Authorization: Bearer $KEY"' : ''} -H 'content-type: application/json' -d '{"class": "digit 7"}'); ${authLine(config)}`);
     break;
   }
   if (waited > 0 && waited % 10_000 === 0) say(`waiting for the worker to load the model (${waited / 1000} s)`);
