@@ -206,6 +206,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A webhook told when the job ends, signed as Standard Webhooks say (see docs/webhooks.md) */
+        WebhookRequestInput: {
+            /** @description Where to POST the events: http(s), no credentials, and not a loopback, private, link-local or metadata address (unless the operator allows them) */
+            url: string;
+            /** @description The events to deliver; all three when absent */
+            events?: ("job.succeeded" | "job.failed" | "job.canceled")[];
+        };
         WebhookDelivery: {
             /** @enum {string} */
             event: "job.succeeded" | "job.failed" | "job.canceled";
@@ -375,7 +382,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The parameters of one generation: a class and, optionally, how to sample it */
+        /** @description The parameters of one generation: a class and, optionally, how to sample it; and, beside them, a webhook to tell when the job ends */
         requestBody: {
             content: {
                 "application/json": {
@@ -396,6 +403,7 @@ export interface operations {
                      * @enum {string}
                      */
                     solver?: "euler" | "dopri5";
+                    webhook?: components["schemas"]["WebhookRequestInput"];
                 };
             };
         };
