@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { ApiKeys, keys as makeKeys } from '@pixelflow/queue';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../services/api/src/app.ts';
@@ -154,6 +155,25 @@ describe('Idempotency-Key scopes', () => {
     const again = await send('bob', { ...BODY, class: 5 });
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect((again.json() as { id: string }).id).toBe(ids[1]);
+  });
+});
+
+describe('Idempotency-Key scopes with AUTH=on', () => {
+  it('gives each API key its own keys: the same Idempotency-Key and body from two API keys make two jobs', async () => {
+    const authed = await startService({ worker: false, env: { AUTH: 'on', QUEUE_CAP: '10' } });
+    try {
+      const store = new ApiKeys(authed.redis, makeKeys(authed.prefix));
+      const tokens = await Promise.all(['alice', 'bob'].map(async (name) => (await store.create({ name, admin: false, ratePerMinute: null, maxActive: null })).key));
+      const send = (token: string) =>
+        fetch(`${authed.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'idempotency-key': 'same' }, body: JSON.stringify(BODY) }).then(answer);
+      const [alice, bob] = [await send(tokens[0]!), await send(tokens[1]!)];
+      expect([alice.status, bob.status, alice.replayed, bob.replayed]).toEqual([202, 202, null, null]);
+      expect(alice.location).not.toBe(bob.location);
+      expect(await send(tokens[1]!)).toEqual({ ...bob, replayed: 'true' });
+      expect(await jobIds(authed.redis, authed.prefix)).toHaveLength(2);
+    } finally {
+      await authed.stop();
+    }
   });
 });
 
