@@ -14,6 +14,9 @@ import { signedHeaders } from './signing.ts';
 // leave the outbox. BullMQ then gives each delivery to one worker, retries it on the schedule and
 // hands a delivery whose process died to another (its stalled check).
 
+/** How long an attempt of a process that died holds its delivery: at most twice this before another process tries it. */
+const LOCK_MS = 10_000;
+
 export interface WebhookSettings extends RetrySchedule {
   allowPrivate: boolean;
   timeoutMs: number;
@@ -84,8 +87,12 @@ export class WebhookDeliveries {
       connection,
       prefix: keys.prefix,
       concurrency: settings.concurrency,
-      // An attempt holds its lock for its timeout at most; the margin covers a slow Redis.
-      lockDuration: Math.max(30_000, settings.timeoutMs * 2),
+      // A live process renews its locks (every half lock), so an attempt may outlast the lock; a
+      // dead one's attempt is handed to another process within two locks. A stall means a process
+      // died, not that the receiver failed: it never uses up the delivery.
+      lockDuration: LOCK_MS,
+      stalledInterval: LOCK_MS,
+      maxStalledCount: 1000,
       settings: { backoffStrategy: (failures: number) => retryDelayMs(failures, settings) },
     });
     this.worker.on('error', (error) => log.error({ err: error }, 'webhook worker error'));
