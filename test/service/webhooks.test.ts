@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Webhook } from 'standardwebhooks';
+import { ApiKeys, keys as makeKeys } from '@pixelflow/queue';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../services/api/src/app.ts';
 import { loadApiConfig } from '../../services/api/src/config.ts';
@@ -140,11 +141,29 @@ describe('webhooks', () => {
     expect(misplaced.status).toBe(400);
   });
 
+  it('sign with the secret of the API key that created the job when AUTH is on', async () => {
+    receiver.answer = 204;
+    const api = await service({ worker: false, env: { ...fastRetries, WEBHOOK_SECRET: '', AUTH: 'on' } });
+    const store = new ApiKeys(api.redis, makeKeys(api.prefix));
+    const owner = await store.create({ name: 'hook-owner', admin: false, ratePerMinute: null, maxActive: null });
+    const other = await store.create({ name: 'hook-other', admin: false, ratePerMinute: null, maxActive: null });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${owner.key}` };
+    const created = await fetch(`${api.url}/jobs`, { method: 'POST', headers, body: JSON.stringify({ ...request, webhook: { url: receiver.url } }) });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+    expect((await fetch(`${api.url}/jobs/${id}`, { method: 'DELETE', headers: { authorization: headers.authorization } })).status).toBe(200);
+    await expect.poll(() => receivedFor(id).length, { timeout: 60_000, interval: 50 }).toBe(1);
+    const [got] = receivedFor(id);
+    expect(new Webhook(owner.webhookSecret).verify(got!.body, got!.headers as Record<string, string>)).toMatchObject({ type: 'job.canceled', data: { id } });
+    expect(() => new Webhook(other.webhookSecret).verify(got!.body, got!.headers as Record<string, string>)).toThrow();
+    expect(() => new Webhook(secret).verify(got!.body, got!.headers as Record<string, string>)).toThrow();
+  });
+
   it('refuse a webhook when no secret could sign it (AUTH off without WEBHOOK_SECRET)', async () => {
     const api = await service({ worker: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
     const response = await postJob(api.url, { ...request, webhook: { url: receiver.url } });
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { detail: string }).detail).toMatch(/WEBHOOK_SECRET/);
+    expect(((await response.json()) as { errors: unknown }).errors).toEqual([{ path: 'webhook', message: expect.stringMatching(/WEBHOOK_SECRET/) }]);
     expect((await postJob(api.url, request)).status).toBe(202);
   });
 });

@@ -137,8 +137,8 @@ export function jobRoutes(ctx: ApiContext) {
         const owner = scopeOf(request.principal);
         const checked = webhook === undefined ? undefined : await checkWebhookRequest(webhook, owner, ctx.config);
         if (checked !== undefined && 'refused' in checked) {
-          const detail = `webhook.url: ${checked.refused}`;
-          return sendProblem(reply, problem('validation', detail, { errors: [{ path: 'webhook.url', message: checked.refused }], instance: '/jobs' }));
+          const detail = `${checked.path}: ${checked.refused}`;
+          return sendProblem(reply, problem('validation', detail, { errors: [{ path: checked.path, message: checked.refused }], instance: '/jobs' }));
         }
         const submit = async (): Promise<SubmissionReply> => {
           const submission = await app.jobs.submit(
