@@ -43,6 +43,8 @@ Generation options (as for pixelflow generate; defaults are the served model's):
 
 Options for every action:
   --api URL       the service (default: $PIXELFLOW_API, else ${DEFAULT_API})
+  --api-key KEY   its API key, when it runs with AUTH=on (default: $PIXELFLOW_API_KEY,
+                  which keeps the key out of the process list and shell history)
   --request-id ID sent as X-Request-Id: the service logs it with the job
   --json          print JSON on stdout (create, cancel)
   -h, --help      show this help
@@ -61,6 +63,7 @@ interface JobsArgs {
   action: Action;
   id: string | undefined;
   api: string;
+  apiKey: string | undefined;
   requestId: string | undefined;
   idempotencyKey: string | undefined;
   request: Record<string, unknown>;
@@ -78,6 +81,7 @@ export function parseJobsArgs(args: readonly string[], env: NodeJS.ProcessEnv = 
   const parsed = parseFlags(COMMAND, args, {
     ...GENERATION_FLAGS,
     api: { type: 'string' },
+    'api-key': { type: 'string' },
     'request-id': { type: 'string' },
     'idempotency-key': { type: 'string' },
     watch: { type: 'boolean', default: false },
@@ -111,6 +115,7 @@ export function parseJobsArgs(args: readonly string[], env: NodeJS.ProcessEnv = 
     action,
     id,
     api,
+    apiKey: values['api-key'] ?? (env['PIXELFLOW_API_KEY'] || undefined),
     requestId: values['request-id'],
     idempotencyKey,
     request: requestFromFlags(values),
@@ -130,6 +135,7 @@ function cliErrorOf(error: unknown, api: string): unknown {
     const fields = problem.errors.map((e) => fieldFlagMessage(pathOf(e.path), e.message) ?? `${e.path} ${e.message}`);
     return usage(fields.join('; '));
   }
+  if (problem.status === 401) return usage(`${problem.detail} (401 unauthorized); pass the key with --api-key or PIXELFLOW_API_KEY`);
   const retry = error.retryAfterSeconds !== null ? `; retry in ${error.retryAfterSeconds} s` : '';
   return new CliError(`${problem.detail} (${problem.status} ${error.kind}${retry})`, problem.status >= 400 && problem.status < 500 && problem.status !== 404 && problem.status !== 409 ? 2 : 1, { command: COMMAND, cause: error });
 }
@@ -179,7 +185,7 @@ async function watch(client: ApiClient, args: JobsArgs, id: string, signal: Abor
   let calls = new ProgressFromEvents(plan.steps);
   let startedAtMs: number | null = null;
   try {
-    for await (const event of followJobEvents(args.api, id, { signal, ...(args.requestId ? { headers: { 'x-request-id': args.requestId } } : {}), onConnection: (state) => state === 'lost' && progress.status('connection lost; resuming ...') })) {
+    for await (const event of followJobEvents(args.api, id, { signal, ...(args.apiKey ? { apiKey: args.apiKey } : {}), ...(args.requestId ? { headers: { 'x-request-id': args.requestId } } : {}), onConnection: (state) => state === 'lost' && progress.status('connection lost; resuming ...') })) {
       // Stream ids are the server's clock in ms: timings hold even for events replayed at once.
       const atMs = Number(event.id.split('-')[0]);
       if (event.event !== 'progress') for (const call of calls.flush()) progress.step(call);
@@ -298,7 +304,7 @@ export async function jobsCommand(argv: readonly string[]): Promise<number> {
   }
   // --out is checked before the job is created: a bad folder costs no job.
   if (args.action === 'create' && args.out !== undefined) await checkFolder('--out', args.out, COMMAND);
-  const client = createApiClient(args.api, args.requestId ? { headers: { 'x-request-id': args.requestId } } : {});
+  const client = createApiClient(args.api, { ...(args.apiKey ? { apiKey: args.apiKey } : {}), ...(args.requestId ? { headers: { 'x-request-id': args.requestId } } : {}) });
   const controller = new AbortController();
   const stopListening = stopOnSignals(controller);
   try {
