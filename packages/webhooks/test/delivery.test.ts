@@ -180,6 +180,30 @@ describe('webhook deliveries', () => {
     expect((await records.get(id))?.webhookDeliveries).toEqual([]);
   });
 
+  it('count a receiver that never answers, and a redirect (not followed), as failed attempts', async () => {
+    const { keys, records } = fresh();
+    const hanging = await startReceiver();
+    cleanups.push(() => hanging.close());
+    hanging.answer = 'hang';
+    const redirecting = await startReceiver();
+    cleanups.push(() => redirecting.close());
+    redirecting.answer = 307;
+    const slow = await newJob(records, hanging.url);
+    const moved = await newJob(records, redirecting.url);
+    for (const id of [slow, moved]) await records.requestCancel(id, new Date(), 3600);
+    deliveries(keys, records, { timeoutMs: 300, attempts: 2 }).start();
+    const failed = async (id: string): Promise<unknown> =>
+      until(`${id} failed`, async () => {
+        const d = (await records.get(id))?.webhookDeliveries[0];
+        return d?.status === 'failed' && d;
+      });
+    expect(await failed(slow)).toMatchObject({ attempts: 2, last_status_code: null, last_error: 'no answer within 300 ms' });
+    expect(await failed(moved)).toMatchObject({ attempts: 2, last_status_code: 307, last_error: 'HTTP 307: redirects are not followed' });
+    expect(hanging.received).toHaveLength(2);
+    // Only the redirecting receiver's own path was asked, never where it pointed.
+    expect(redirecting.received.map((r) => r.path)).toEqual(['/hooks', '/hooks']);
+  });
+
   it('mark a delivery failed after its last attempt: refused addresses at delivery, and no secret, count as failed attempts', async () => {
     const { keys, records } = fresh();
     const receiver = await startReceiver();
