@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobRecords, keys, RedisIdempotencyStore, requestFingerprint } from '@pixelflow/queue';
+import { ApiKeys, JobRecords, keys, RedisIdempotencyStore, requestFingerprint } from '@pixelflow/queue';
 import { startPrivateRedis } from '../../packages/queue/test/support/redis-server.ts';
 import { startS3Server } from '../../packages/results/test/support/s3-server.ts';
 import { stallPastTheLimit } from '../../services/worker/test/support/worker-harness.ts';
@@ -249,6 +249,11 @@ describe('real responses conform to the document', () => {
       expect((await conforms('GET', '/healthz', '/healthz', { base })).status).toBe(200);
       expect((await conforms('GET', '/metrics', '/metrics', { base })).status).toBe(200);
       expect((await conforms('GET', '/problems/{kind}', '/problems/unauthorized', { base })).status).toBe(200);
+      // A key at its max_active: 429 too-many-active-jobs.
+      const { key } = await new ApiKeys(guarded.redis, keys(guarded.prefix)).create({ name: 'capped', admin: false, ratePerMinute: null, maxActive: 1 });
+      const withKey = { base, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, method: 'POST', body: JSON.stringify({ class: 1 }) };
+      expect((await conforms('POST', '/jobs', '/jobs', withKey)).status).toBe(202);
+      expect((await conforms('POST', '/jobs', '/jobs', withKey)).status).toBe(429);
     } finally {
       await guarded.stop();
     }

@@ -481,6 +481,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many active jobs. /problems/too-many-active-jobs (Too many active jobs): This API key already has as many jobs queued or running as its max_active allows (`pixelflow keys create --max-active`); a place frees when one of them ends in any way (succeeds, fails or is canceled). Retry after the seconds in Retry-After, or when one of your jobs ends. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */
             500: {
                 headers: {

@@ -4,7 +4,7 @@ export { JobRecords, JobWebhookTarget, type JobRecord, type NewJob } from './job
 export { isEventId, JobEventHub, JobEvents, type JobEventNotifier, type StoredEvent } from './job-events.ts';
 export { publishCancel, subscribeCancels } from './cancel.ts';
 export { clearHeartbeat, liveWorkers, sendHeartbeat, takesJobs, WorkerHeartbeat } from './workers.ts';
-export { JobQueue, type Admission, type QueueDepth, type QueuedJobData } from './job-queue.ts';
+export { JobQueue, type Admission, type OwnerCap, type QueueDepth, type QueuedJobData } from './job-queue.ts';
 export {
   etaSeconds,
   jobShape,

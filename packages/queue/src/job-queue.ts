@@ -24,9 +24,21 @@ export interface QueueDepth {
   active: number;
 }
 
-/** Where a new job would stand: admitted (its place held) or not, and what was ahead of it. */
+/**
+ * Where a new job would stand: admitted (its place held) or not, and what was ahead of it. `refusedBy`:
+ * which cap refused it, the queue's or its owner's; `ownerActive`: the owner's jobs queued or running
+ * before this one, when an owner cap was asked for.
+ */
 export interface Admission extends QueueDepth {
   admitted: boolean;
+  refusedBy?: 'queue' | 'owner';
+  ownerActive?: number;
+}
+
+/** An owner's cap on its jobs queued or running (an API key's max_active). */
+export interface OwnerCap {
+  owner: string;
+  maxActive: number;
 }
 
 const LISTS = ['wait', 'paused', 'prioritized', 'delayed', 'active'] as const;
@@ -69,6 +81,33 @@ redis.call('ZADD', KEYS[6], string.format('%d', now + tonumber(ARGV[4])), ARGV[2
 return { 1, waiting, active }
 `;
 
+// The per-owner count, by the same rule as the queue's: what counts is derived, not kept. KEYS[7], the
+// owner's places, lists its admitted jobs; one counts while BullMQ holds its job (a job that succeeds,
+// fails or is canceled is removed from BullMQ; one a crashed worker held is handed back, still the
+// same one member) or while its place on the way in has not lapsed. The rest are dropped here.
+// ARGV[5]: the owner's cap. Returns {1, waiting, active, owned}, or {0 (queue) / -1 (owner), ...}.
+const ADMIT_OWNED = `${COUNT}
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', string.format('%d', now))
+local owned = 0
+local places = redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES')
+for i = 1, #places, 2 do
+  local id = places[i]
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 or tonumber(places[i + 1]) > now then
+    owned = owned + 1
+  else
+    redis.call('ZREM', KEYS[7], id)
+  end
+end
+local waiting, active = count(now)
+if owned >= tonumber(ARGV[5]) then return { -1, waiting, active, owned } end
+if waiting + active >= tonumber(ARGV[3]) then return { 0, waiting, active, owned } end
+local lapse = string.format('%d', now + tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[6], lapse, ARGV[2])
+redis.call('ZADD', KEYS[7], lapse, ARGV[2])
+return { 1, waiting, active, owned }
+`;
+
 export class JobQueue {
   readonly queue: Queue<QueuedJobData>;
   private readonly reads: Redis;
@@ -78,6 +117,7 @@ export class JobQueue {
   private readonly countKeys: string[];
   private readonly jobKeyPrefix: string;
   private readonly admissions: string;
+  private readonly keys: Keys;
   private readonly reservationMs: number;
 
   /**
@@ -117,6 +157,7 @@ export class JobQueue {
     if (jobKeyPrefix === undefined) throw new Error("BullMQ has no job key prefix ('')");
     this.jobKeyPrefix = jobKeyPrefix;
     this.admissions = keys.admissions;
+    this.keys = keys;
     this.countKeys = [...LISTS.map((name) => this.lists[name]), this.admissions];
     this.reservationMs = reservationMs;
   }
@@ -127,24 +168,46 @@ export class JobQueue {
    * of submissions, from any number of API processes, admits more than `cap`. The counts are those
    * before this job.
    */
-  async admit(id: string, cap: number): Promise<Admission> {
-    const reply = (await this.reads.eval(ADMIT, this.countKeys.length, ...this.countKeys, this.jobKeyPrefix, id, cap, this.reservationMs)) as [number, number, number];
-    const [admitted, waiting, active] = reply;
-    return { admitted: admitted === 1, waiting, active };
+  async admit(id: string, cap: number, ownerCap?: OwnerCap): Promise<Admission> {
+    if (ownerCap === undefined) {
+      const reply = (await this.reads.eval(ADMIT, this.countKeys.length, ...this.countKeys, this.jobKeyPrefix, id, cap, this.reservationMs)) as [number, number, number];
+      const [admitted, waiting, active] = reply;
+      return { admitted: admitted === 1, waiting, active, ...(admitted !== 1 && { refusedBy: 'queue' as const }) };
+    }
+    // The queue's and the owner's places are checked and taken in one script: no interleaving, from any
+    // number of API processes, takes either past its cap.
+    const keys = [...this.countKeys, this.keys.ownerPlaces(ownerCap.owner)];
+    const reply = (await this.reads.eval(ADMIT_OWNED, keys.length, ...keys, this.jobKeyPrefix, id, cap, this.reservationMs, ownerCap.maxActive)) as [number, number, number, number];
+    const [admitted, waiting, active, ownerActive] = reply;
+    if (admitted === 1) return { admitted: true, waiting, active, ownerActive };
+    return { admitted: false, refusedBy: admitted === -1 ? 'owner' : 'queue', waiting, active, ownerActive };
   }
 
-  /** Puts the job in the queue (workers may take it at once), and lets go of the place admit() held for it. */
-  async add(id: string): Promise<void> {
+  /**
+   * Puts the job in the queue (workers may take it at once), and lets go of the place admit() held for
+   * it; its owner's place (with `owner`) from now on counts while BullMQ holds the job.
+   */
+  async add(id: string, owner?: string): Promise<void> {
     await this.queue.add('generate', { id }, { jobId: id });
     // Not waited for: the place no longer counts once its job is in BullMQ, so what the caller does next
     // (answering with the job as queued) need not wait a round trip, in which a worker may take the job.
     // One not let go (Redis away this instant) lapses after reservationMs.
-    void this.release(id).catch(() => undefined);
+    void this.landed(id, owner).catch(() => undefined);
   }
 
-  /** Lets go of the place admit() held for a job that will not be added. */
-  async release(id: string): Promise<void> {
-    await this.reads.zrem(this.admissions, id);
+  /** Lets go of the place admit() held for a job that will not be added (and of its owner's place). */
+  async release(id: string, owner?: string): Promise<void> {
+    const undo = this.reads.multi().zrem(this.admissions, id);
+    if (owner !== undefined) undo.zrem(this.keys.ownerPlaces(owner), id);
+    await undo.exec();
+  }
+
+  /** The job is in BullMQ: its queue place goes, its owner's place stops lapsing (score 0) and counts while BullMQ holds it. */
+  private async landed(id: string, owner: string | undefined): Promise<void> {
+    const done = this.reads.multi().zrem(this.admissions, id);
+    // XX: only a place admit() took (an owner without a cap has none).
+    if (owner !== undefined) done.zadd(this.keys.ownerPlaces(owner), 'XX', 0, id);
+    await done.exec();
   }
 
   /** Removes a job that no worker has taken yet; false when it is running or gone. */

@@ -1,7 +1,7 @@
 import type { JobStatus, ResolvedGeneration } from '@pixelflow/schemas';
 import type { Throughput } from './eta.ts';
 import type { StoredEvent } from './job-events.ts';
-import type { QueueDepth } from './job-queue.ts';
+import type { OwnerCap, QueueDepth } from './job-queue.ts';
 import type { JobRecord, JobWebhookTarget } from './job-records.ts';
 import type { WorkerHeartbeat } from './workers.ts';
 
@@ -28,7 +28,16 @@ export interface JobRequest {
  */
 export type Submission =
   | { accepted: true; id: string; position: number }
-  | { accepted: false; inQueue: number; retryAfterSeconds: number; workersAlive?: number };
+  | { accepted: false; inQueue: number; retryAfterSeconds: number; workersAlive?: number }
+  | OverOwnerCap;
+
+/** Refused because its owner already has `maxActive` jobs queued or running (`ownerActive` of them). */
+export interface OverOwnerCap {
+  accepted: false;
+  ownerActive: number;
+  maxActive: number;
+  retryAfterSeconds: number;
+}
 
 /** A job as a status request sees it: its record and what only the queue knows. */
 export interface JobSnapshot {
@@ -52,9 +61,10 @@ export type CancelOutcome =
 export interface JobService {
   /**
    * Records and queues a job unless `queueCap` jobs are already waiting or running: atomically, so
-   * that concurrent submissions never take the queue past the cap.
+   * that concurrent submissions never take the queue past the cap. With `ownerCap`, likewise unless its
+   * owner has `maxActive` jobs waiting or running, both caps checked and taken in one atomic step.
    */
-  submit(request: JobRequest, queueCap: number): Promise<Submission>;
+  submit(request: JobRequest, queueCap: number, ownerCap?: OwnerCap): Promise<Submission>;
   /** The job with its queue position and ETA; null when there is no such job. */
   snapshot(id: string): Promise<JobSnapshot | null>;
   /** The job's record alone (no queue reads); null when there is no such job. */

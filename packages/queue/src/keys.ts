@@ -26,6 +26,11 @@ export interface Keys {
   readonly throughput: string;
   /** Sorted set: jobs admitted under QUEUE_CAP that are not in BullMQ's lists yet, by when (ms) their place lapses. */
   readonly admissions: string;
+  /**
+   * Sorted set: one owner's (API key name's) jobs admitted under its max_active, by when (ms) a place not
+   * yet in BullMQ lapses (0 once it is); a member counts while BullMQ holds its job (job-queue.ts).
+   */
+  ownerPlaces(owner: string): string;
   /** String with a TTL: which process holds the maintenance role (expiry sweeps); see maintenance-lock.ts. */
   readonly maintenanceLock: string;
   /** Hash with a TTL: one Idempotency-Key's fingerprint and first answer, per scope (API key name); see idempotency.ts. */
@@ -54,6 +59,8 @@ export function keys(prefix: string): Keys {
     workerPattern: `${prefix}:worker:*`,
     throughput: `${prefix}:throughput`,
     admissions: `${prefix}:admissions`,
+    // Encoded like the idempotency scope: no ':' from a name.
+    ownerPlaces: (owner) => `${prefix}:owner-places:${encodeURIComponent(owner)}`,
     maintenanceLock: `${prefix}:maintenance:lock`,
     // The scope is URI-encoded, so it holds no ':' and no two (scope, key) pairs share a name.
     idempotency: (scope, key) => `${prefix}:idempotency:${encodeURIComponent(scope)}:${key}`,

@@ -4,7 +4,7 @@ import { isFinished } from '@pixelflow/schemas';
 import { publishCancel } from './cancel.ts';
 import { etaSeconds, jobShape, poolThroughput, queueAhead, queueWaitSeconds, remainingShape, retryAfterSecondsWhenFull, type PoolMember, type Throughput } from './eta.ts';
 import { JobEvents, type StoredEvent } from './job-events.ts';
-import type { JobQueue, QueueDepth } from './job-queue.ts';
+import type { JobQueue, OwnerCap, QueueDepth } from './job-queue.ts';
 import { JobRecords, placed, type JobRecord, type Placement } from './job-records.ts';
 import type { CancelOutcome, JobRequest, JobService, JobSnapshot, Submission } from './job-service.ts';
 import type { Keys } from './keys.ts';
@@ -40,6 +40,12 @@ const ETA_SAMPLE = 50;
  */
 const POOL_READ_MAX_AGE_MS = 1000;
 
+/**
+ * Retry-After for a key over its max_active: one of its own jobs must end first, which its client can
+ * watch (GET /jobs/{id}/events); a few seconds keeps a client that only retries from hammering the API.
+ */
+const OWNER_CAP_RETRY_AFTER_SECONDS = 5;
+
 function newJobId(): string {
   // What JobId accepts: not all digits and no ':' (BullMQ's rules for custom ids); unguessable.
   return `j${randomBytes(12).toString('hex')}`;
@@ -70,24 +76,27 @@ export class RedisJobService implements JobService {
     this.now = options.now ?? (() => new Date());
   }
 
-  async submit(request: JobRequest, queueCap: number): Promise<Submission> {
+  async submit(request: JobRequest, queueCap: number, ownerCap?: OwnerCap): Promise<Submission> {
     const id = newJobId();
-    const admission = await this.queue.admit(id, queueCap);
+    const admission = await this.queue.admit(id, queueCap, ownerCap);
+    if (!admission.admitted && admission.refusedBy === 'owner' && ownerCap !== undefined) {
+      return { accepted: false, ownerActive: admission.ownerActive ?? ownerCap.maxActive, maxActive: ownerCap.maxActive, retryAfterSeconds: OWNER_CAP_RETRY_AFTER_SECONDS };
+    }
     if (!admission.admitted) return { accepted: false, inQueue: admission.waiting + admission.active, ...(await this.whenFull(request, admission)) };
     const position = admission.waiting + 1;
-    await this.enqueue(id, request, position);
+    await this.enqueue(id, request, position, ownerCap?.owner);
     return { accepted: true, id, position };
   }
 
   /** Record, 'queued' event, delivery, for an admitted job; a job that could not be queued leaves nothing behind, its place included. */
-  private async enqueue(id: string, request: JobRequest, position: number): Promise<void> {
+  private async enqueue(id: string, request: JobRequest, position: number, placeOwner: string | undefined): Promise<void> {
     try {
       await this.records.create({ id, model: request.model, parameters: request.parameters, createdAt: this.now(), ...(request.requestId !== undefined && { requestId: request.requestId }), ...(request.owner !== undefined && { owner: request.owner }), ...(request.webhook !== undefined && { webhook: request.webhook }) });
       // The queued event goes first: once queued, a worker may report `started` at once.
       await this.jobEvents.append(id, 'queued', { position });
-      await this.queue.add(id);
+      await this.queue.add(id, placeOwner);
     } catch (error) {
-      await Promise.all([this.records.delete(id), this.queue.release(id)].map((undo) => undo.catch(() => undefined)));
+      await Promise.all([this.records.delete(id), this.queue.release(id, placeOwner)].map((undo) => undo.catch(() => undefined)));
       throw error;
     }
   }

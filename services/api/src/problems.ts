@@ -39,6 +39,11 @@ export const PROBLEMS = {
     title: 'Idempotent request in progress',
     about: 'Another request with this Idempotency-Key is still creating its job; retry after the seconds in Retry-After to get its answer.',
   },
+  'too-many-active-jobs': {
+    status: 429,
+    title: 'Too many active jobs',
+    about: 'This API key already has as many jobs queued or running as its max_active allows (`pixelflow keys create --max-active`); a place frees when one of them ends in any way (succeeds, fails or is canceled). Retry after the seconds in Retry-After, or when one of your jobs ends.',
+  },
   'queue-full': { status: 503, title: 'Queue full', about: 'The queue holds QUEUE_CAP jobs; retry after the number of seconds in Retry-After.' },
   'service-unavailable': { status: 503, title: 'Service unavailable', about: 'Redis or the result store (S3) is unreachable, no worker has its model loaded, or the API is shutting down; retry later.' },
   internal: { status: 500, title: 'Internal error', about: 'Something failed on our side; the log has the details under the request id.' },

@@ -59,6 +59,6 @@ export function registerAuthentication(app: FastifyInstance, keys: KeyAuthentica
       return sendRedisUnavailable(reply, request.url.split('?')[0] as string);
     }
     if (!info) return refuse(reply, request, 'the API key is not valid (unknown or revoked)', true);
-    request.principal = { keyName: info.name, admin: info.admin };
+    request.principal = { keyName: info.name, admin: info.admin, ratePerMinute: info.ratePerMinute, maxActive: info.maxActive };
   });
 }

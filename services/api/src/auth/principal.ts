@@ -10,6 +10,9 @@ export interface Principal {
   keyName: string;
   /** Admin keys may also list and cancel every job. */
   admin: boolean;
+  /** The key's stored limits (null: none): requests a minute, and jobs queued or running at once. */
+  ratePerMinute?: number | null;
+  maxActive?: number | null;
 }
 
 declare module 'fastify' {

@@ -120,7 +120,7 @@ export function jobRoutes(ctx: ApiContext) {
           headers: z.object({ 'idempotency-key': IdempotencyKey }).loose(),
           response: {
             202: json(Job, 'The job, queued; Location is its URL. With an Idempotency-Key seen before (same API key, same body, within 24 h): the first answer to that key, replayed byte for byte, with the header Idempotent-Replayed: true', ['Location']),
-            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'idempotency-in-progress', 'idempotency-key-reused', 'queue-full', 'service-unavailable'),
+            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'idempotency-in-progress', 'idempotency-key-reused', 'too-many-active-jobs', 'queue-full', 'service-unavailable'),
           },
         },
       },
@@ -141,10 +141,16 @@ export function jobRoutes(ctx: ApiContext) {
           return sendProblem(reply, problem('validation', detail, { errors: [{ path: checked.path, message: checked.refused }], instance: '/jobs' }));
         }
         const submit = async (): Promise<SubmissionReply> => {
+          const maxActive = request.principal?.maxActive ?? null;
           const submission = await app.jobs.submit(
             { model: ctx.manifest.name, parameters, requestId: request.id, owner, ...(checked !== undefined && { webhook: checked.target }) },
             ctx.config.QUEUE_CAP,
+            ...(maxActive === null ? [] : [{ owner, maxActive }]),
           );
+          if (!submission.accepted && 'ownerActive' in submission) {
+            const detail = `this API key has ${submission.ownerActive} jobs queued or running, its max_active is ${submission.maxActive}; one must end first`;
+            return { reply: sendProblem(reply, problem('too-many-active-jobs', detail, { instance: '/jobs' }), { 'retry-after': String(submission.retryAfterSeconds) }), answer: null };
+          }
           if (!submission.accepted) {
             const noWorker = submission.workersAlive === 0 ? '; no worker is running: jobs wait until one starts' : '';
             const detail = `${submission.inQueue} jobs are queued or running (the cap is ${ctx.config.QUEUE_CAP})${noWorker}`;
