@@ -14,6 +14,9 @@ import { signedHeaders } from './signing.ts';
 // leave the outbox. BullMQ then gives each delivery to one worker, retries it on the schedule and
 // hands a delivery whose process died to another (its stalled check).
 
+/** While Redis is away every poll and BullMQ call fails: one log line a minute says so. */
+const ERROR_LOG_INTERVAL_MS = 60_000;
+
 /** How long an attempt of a process that died holds its delivery: at most twice this before another process tries it. */
 const LOCK_MS = 10_000;
 
@@ -73,16 +76,17 @@ export class WebhookDeliveries {
   private worker: Worker<DeliveryData> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private dispatching: Promise<void> | null = null;
+  private lastErrorLogAt = -Infinity;
 
   constructor(options: WebhookDeliveryOptions) {
     this.options = options;
     this.queue = new Queue<DeliveryData>(WEBHOOK_QUEUE_NAME, { connection: options.connection, prefix: options.keys.prefix });
-    this.queue.on('error', (error) => options.log.error({ err: error }, 'webhook queue error'));
+    this.queue.on('error', (error) => this.logError(error, 'webhook queue error'));
   }
 
   /** Starts reading the outbox and delivering. */
   start(): void {
-    const { connection, keys, settings, log } = this.options;
+    const { connection, keys, settings } = this.options;
     this.worker = new Worker<DeliveryData>(WEBHOOK_QUEUE_NAME, (job) => this.attempt(job), {
       connection,
       prefix: keys.prefix,
@@ -95,7 +99,7 @@ export class WebhookDeliveries {
       maxStalledCount: 1000,
       settings: { backoffStrategy: (failures: number) => retryDelayMs(failures, settings) },
     });
-    this.worker.on('error', (error) => log.error({ err: error }, 'webhook worker error'));
+    this.worker.on('error', (error) => this.logError(error, 'webhook worker error'));
     this.timer = setInterval(() => void this.dispatch(), settings.pollMs);
     void this.dispatch();
   }
@@ -103,7 +107,7 @@ export class WebhookDeliveries {
   /** Hands every job in the outbox to the webhook queue (a pass at a time; a pass running is awaited). */
   dispatch(): Promise<void> {
     this.dispatching ??= this.dispatchOutbox()
-      .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not read the webhook outbox; trying again'))
+      .catch((error: unknown) => this.logError(error, 'could not read the webhook outbox; trying again'))
       .finally(() => {
         this.dispatching = null;
       });
@@ -146,6 +150,12 @@ export class WebhookDeliveries {
     // Only where no attempt wrote its state first.
     await records.recordDelivery(id, { event, webhook_id: webhookId, status: 'pending', attempts: 0, last_status_code: null, last_error: null, delivered_at: null }, { ifAbsent: true });
     log.info({ job_id: id, event, webhook_id: webhookId }, 'webhook delivery queued');
+  }
+
+  private logError(error: unknown, message: string): void {
+    if (Date.now() - this.lastErrorLogAt < ERROR_LOG_INTERVAL_MS) return;
+    this.lastErrorLogAt = Date.now();
+    this.options.log.error({ err: error }, message);
   }
 
   /** One attempt; throws (so BullMQ retries on the schedule) when it failed. */
