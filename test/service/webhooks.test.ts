@@ -82,6 +82,12 @@ describe('webhooks', () => {
     expect(payload.type).toBe('job.succeeded');
     expect({ ...payload.data, webhook: null }).toEqual({ ...view, webhook: null });
     expect(payload.data['result']).toMatchObject({ images: [{ url: `/jobs/${id}/images/0` }] });
+    // The PNG's metadata carries the parameters, and so nothing of the webhook.
+    const png = Buffer.from(await (await fetch(`${api.url}/jobs/${id}/images/0`)).arrayBuffer());
+    expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect(png.includes('"seed":7')).toBe(true);
+    expect(png.includes(receiver.url)).toBe(false);
+    expect(png.includes('webhook')).toBe(false);
   });
 
   it('retry under one webhook-id while the receiver answers 503, and deliver once it answers 200', async () => {
