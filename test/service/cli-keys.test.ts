@@ -42,7 +42,7 @@ function startApi(): Promise<{ child: ChildProcess; url: string }> {
 beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   apis.push(...(await Promise.all([startApi(), startApi()])));
-}, 60_000);
+}, 120_000);
 afterAll(async () => {
   await Promise.all(apis.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
   const stale = await redis.keys(`${prefix}:*`);

@@ -94,14 +94,14 @@ describe('ApiKeys', () => {
     const { key } = await store.create({ name: 'k', ...plain });
     const lastUsed = async () => redis.hget(keys.apiKey(hashApiKey(key)), 'last_used_at');
     await store.authenticate(key);
-    await expect.poll(lastUsed).toBe('2026-01-01T00:00:00.000Z');
+    await expect.poll(lastUsed, { timeout: 10_000 }).toBe('2026-01-01T00:00:00.000Z');
     now = new Date('2026-01-01T00:00:59Z');
     await store.authenticate(key);
     await redis.ping(); // the touch, had there been one, is ahead of this on the connection
     expect(await lastUsed()).toBe('2026-01-01T00:00:00.000Z');
     now = new Date('2026-01-01T00:01:00Z');
     await store.authenticate(key);
-    await expect.poll(lastUsed).toBe('2026-01-01T00:01:00.000Z');
+    await expect.poll(lastUsed, { timeout: 10_000 }).toBe('2026-01-01T00:01:00.000Z');
     expect((await store.list())[0]?.lastUsedAt?.toISOString()).toBe('2026-01-01T00:01:00.000Z');
   });
 
