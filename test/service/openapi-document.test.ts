@@ -254,6 +254,19 @@ describe('real responses conform to the document', () => {
       const withKey = { base, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, method: 'POST', body: JSON.stringify({ class: 1 }) };
       expect((await conforms('POST', '/jobs', '/jobs', withKey)).status).toBe(202);
       expect((await conforms('POST', '/jobs', '/jobs', withKey)).status).toBe(429);
+      // A key over its rate_per_minute: 429 rate-limited (with the RateLimit headers) from every operation that needs a key.
+      const slow = (await new ApiKeys(guarded.redis, keys(guarded.prefix)).create({ name: 'slow', admin: false, ratePerMinute: 1, maxActive: null })).key;
+      const bySlow = { base, headers: { authorization: `Bearer ${slow}` } };
+      expect((await conforms('GET', '/models', '/models', bySlow)).status).toBe(200);
+      const operations = Object.entries(document['paths'] as Record<string, Record<string, { responses: Record<string, unknown> }>>).flatMap(([template, methods]) =>
+        Object.entries(methods).flatMap(([method, operation]) => (operation.responses?.['429'] ? [{ method: method.toUpperCase(), template }] : [])),
+      );
+      expect(operations.length).toBeGreaterThan(5);
+      for (const { method, template } of operations) {
+        const path = template.replace('{id}', UNKNOWN_JOB).replace('{n}', '0');
+        const body = method === 'POST' ? { body: JSON.stringify({ class: 1 }), headers: { ...bySlow.headers, 'content-type': 'application/json' } } : {};
+        expect((await conforms(method, template, path, { ...bySlow, ...body })).status, `${method} ${template}`).toBe(429);
+      }
     } finally {
       await guarded.stop();
     }

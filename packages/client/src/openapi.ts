@@ -365,6 +365,12 @@ export interface components {
         "Cache-Control": string;
         /** @description Seconds to wait before trying again */
         "Retry-After": number;
+        /** @description Requests a minute this API key may send (its rate_per_minute; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address); on every answer to a limited sender */
+        "RateLimit-Limit": number;
+        /** @description Requests left in the current one-minute window */
+        "RateLimit-Remaining": number;
+        /** @description Seconds until the current window ends and the count starts again */
+        "RateLimit-Reset": number;
         /** @description The RFC 6750 challenge: Bearer realm="pixelflow", with error="invalid_token" when a key was sent and is not valid (unknown, revoked or malformed) */
         "WWW-Authenticate": string;
     };
@@ -481,10 +487,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many active jobs. /problems/too-many-active-jobs (Too many active jobs): This API key already has as many jobs queued or running as its max_active allows (`pixelflow keys create --max-active`); a place frees when one of them ends in any way (succeeds, fails or is canceled). Retry after the seconds in Retry-After, or when one of your jobs ends. */
+            /** @description Too many active jobs or Too many requests. /problems/too-many-active-jobs (Too many active jobs): This API key already has as many jobs queued or running as its max_active allows (`pixelflow keys create --max-active`); a place frees when one of them ends in any way (succeeds, fails or is canceled). Retry after the seconds in Retry-After, or when one of your jobs ends. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -551,6 +561,20 @@ export interface operations {
             404: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -637,6 +661,20 @@ export interface operations {
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -743,6 +781,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */
             500: {
                 headers: {
@@ -843,6 +895,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */
             500: {
                 headers: {
@@ -925,6 +991,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal error. /problems/internal (Internal error): Something failed on our side; the log has the details under the request id. */
             500: {
                 headers: {
@@ -974,6 +1054,20 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1032,6 +1126,20 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests. /problems/rate-limited (Too many requests): This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -8,6 +8,7 @@ import { registerCors } from './cors.ts';
 import type { ApiContext } from './context.ts';
 import { registerAuthentication } from './auth/authenticate.ts';
 import { decoratePrincipal } from './auth/principal.ts';
+import { registerRateLimit } from './auth/rate-limit.ts';
 import { answerFrameworkError, clientErrorHandler, registerErrorHandlers } from './errors.ts';
 import { problem, problemKindOf, sendProblem } from './problems.ts';
 import { ProbesAtDebug, withRedaction } from './request-logs.ts';
@@ -79,6 +80,8 @@ async function assembleApp(config: ApiConfig, manifest: ModelManifest, infrastru
     if (!infrastructure.apiKeys) throw new Error('AUTH=on needs the API key store (infrastructure.apiKeys)');
     registerAuthentication(app, infrastructure.apiKeys);
   }
+  // After authentication: a key's rate is known once its principal is.
+  if (infrastructure.rateCounts) await registerRateLimit(app, { ...infrastructure.rateCounts, perAddressPerMinute: config.RATE_LIMIT_PER_MINUTE });
   registerErrorHandlers(app);
   await registerCors(app, config.CORS_ORIGINS);
   await registerOpenApi(app, manifest);

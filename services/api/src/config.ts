@@ -25,6 +25,8 @@ const CorsOrigins = z
   .transform((text) => text.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
   .refine((origins) => (origins.length === 1 && origins[0] === '*') || origins.every(isOrigin), { error: ORIGINS_RULE });
 
+const RATE_RULE = 'must be an integer from 1 to 1000000 (requests a minute), or unset for no limit';
+
 export const ApiEnv = CommonEnv.extend({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: intVar(0, 65535, 8080),
@@ -57,6 +59,16 @@ export const ApiEnv = CommonEnv.extend({
    * `Authorization: Bearer <key>` (docs/api-keys.md); off: one anonymous tenant, for a trusted network.
    */
   AUTH: z.enum(['off', 'on']).default('off'),
+  /**
+   * With AUTH=off: requests a minute per client address (the probes, metrics, docs and web page's
+   * files aside); unset: no limit. With AUTH=on each key's own rate_per_minute applies instead.
+   */
+  RATE_LIMIT_PER_MINUTE: z
+    .string()
+    .regex(/^\s*\d+\s*$/, { error: RATE_RULE })
+    .transform(Number)
+    .pipe(z.int().min(1, { error: RATE_RULE }).max(1_000_000, { error: RATE_RULE }))
+    .optional(),
 })
   .extend(ResultsEnv.shape)
   .extend(WebhookEnv.shape)

@@ -130,6 +130,7 @@ export async function connectInfrastructure(config: ApiConfig): Promise<Connecte
       resultStore,
       idempotency: new RedisIdempotencyStore(redis, keys),
       apiKeys: new ApiKeys(redis, keys),
+      rateCounts: { redis, keyPrefix: keys.prefix },
       reportErrorsTo: (log) => errors.sendTo(log),
       close: () => (closing ??= quitAll(queue, webhooks, bullConnection, connections).finally(() => resultStore.close())),
     };

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { IdempotencyStore, JobEventNotifier, JobService } from '@pixelflow/queue';
 import type { ResultStore } from '@pixelflow/results';
 import type { KeyAuthenticator } from './auth/authenticate.ts';
@@ -16,6 +17,8 @@ export interface ApiInfrastructure {
   readonly idempotency?: IdempotencyStore;
   /** The API keys (Redis); needed with AUTH=on only. */
   readonly apiKeys?: KeyAuthenticator;
+  /** Where request rates are counted (Redis, shared by every replica); without it no rate is limited. */
+  readonly rateCounts?: { redis: Redis; keyPrefix: string };
 }
 
 declare module 'fastify' {

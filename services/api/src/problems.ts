@@ -39,6 +39,11 @@ export const PROBLEMS = {
     title: 'Idempotent request in progress',
     about: 'Another request with this Idempotency-Key is still creating its job; retry after the seconds in Retry-After to get its answer.',
   },
+  'rate-limited': {
+    status: 429,
+    title: 'Too many requests',
+    about: 'This API key sent more requests this minute than its rate_per_minute allows (`pixelflow keys create --rate N/min`; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address). Retry after the seconds in Retry-After; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset say where every answer stands.',
+  },
   'too-many-active-jobs': {
     status: 429,
     title: 'Too many active jobs',

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { ModelManifest } from '@pixelflow/schemas';
 import { isPublicPath } from '../auth/authenticate.ts';
-import { problems, RESPONSE_HEADERS, type ResponseDeclaration } from './responses.ts';
+import { problems, RESPONSE_HEADERS, type HeaderSchema, type ResponseDeclaration } from './responses.ts';
 
 // The OpenAPI document at /openapi.json (and its viewer at /docs), written from the routes'
 // schemas. OpenAPI 3.2, for `itemSchema`: the event stream's events are described one by one, so
@@ -82,12 +82,18 @@ function withChallenge(document: JsonSchema): JsonSchema {
   return document;
 }
 
-/** The route's schema with what authentication adds: its 401, or, for a public route, no security requirement. */
+/** 429 of a route whose requests count against a rate (auth/rate-limit.ts); a route may declare its own 429 with more kinds. */
+const RATE_LIMITED = problems('rate-limited')[429] as ResponseDeclaration;
+
+/**
+ * The route's schema with what authentication and rate limits add: its 401 and 429, or, for a public
+ * route, no security requirement (public routes are not rate limited either).
+ */
 function withAuthentication(input: TransformInput): TransformInput {
   const schema = input.schema as (Record<string, unknown> & { response?: Record<string, unknown> }) | undefined;
   if (!schema) return input;
   if (isPublicPath(input.url)) return { ...input, schema: { ...schema, security: [] } } as TransformInput;
-  return { ...input, schema: { ...schema, response: { ...schema.response, 401: UNAUTHORIZED } } } as TransformInput;
+  return { ...input, schema: { ...schema, response: { 429: RATE_LIMITED, ...schema.response, 401: UNAUTHORIZED } } } as TransformInput;
 }
 
 function transformRoute(routeInput: TransformInput): ReturnType<typeof jsonSchemaTransform> {
@@ -123,8 +129,8 @@ function withSharedHeaders(document: JsonSchema): JsonSchema {
     }
   }
   const headerComponents = Object.fromEntries(
-    // Every header listed for a response is always sent with it.
-    Object.entries(RESPONSE_HEADERS).map(([name, { description, ...schema }]) => [name, { description, required: true, schema }]),
+    // Every header listed for a response is always sent with it, but those only some senders get (optional).
+    Object.entries(RESPONSE_HEADERS as Record<string, HeaderSchema>).map(([name, { description, optional, ...schema }]) => [name, { description, required: optional !== true, schema }]),
   );
   const components = (document['components'] ?? {}) as JsonSchema;
   return { ...document, components: { ...components, headers: headerComponents } };

@@ -13,6 +13,8 @@ export interface HeaderSchema {
   type: 'string' | 'integer';
   description: string;
   minimum?: number;
+  /** Sent only to some senders (the RateLimit fields: to those with a rate), so not `required`. */
+  optional?: true;
 }
 
 export interface ResponseDeclaration {
@@ -41,6 +43,10 @@ export const RESPONSE_HEADERS = {
     description: 'A PNG never changes under its URL: public, max-age=31536000, immutable. A 307 to a presigned URL is not to be cached (its URL expires): no-store',
   },
   'Retry-After': { type: 'integer', minimum: 0, description: 'Seconds to wait before trying again' },
+  // draft-ietf-httpapi-ratelimit-headers in the form @fastify/rate-limit sends (enableDraftSpec): three fields.
+  'RateLimit-Limit': { type: 'integer', minimum: 1, optional: true, description: 'Requests a minute this API key may send (its rate_per_minute; with AUTH=off, RATE_LIMIT_PER_MINUTE per client address); on every answer to a limited sender' },
+  'RateLimit-Remaining': { type: 'integer', minimum: 0, optional: true, description: 'Requests left in the current one-minute window' },
+  'RateLimit-Reset': { type: 'integer', minimum: 0, optional: true, description: 'Seconds until the current window ends and the count starts again' },
 } as const satisfies Record<string, HeaderSchema>;
 type HeaderName = keyof typeof RESPONSE_HEADERS;
 
@@ -91,7 +97,8 @@ export function text(mediaType: string, description: string): ResponseDeclaratio
 }
 
 /** Problem kinds a status can carry whose reply also says when to retry. */
-const RETRYABLE: readonly ProblemKind[] = ['queue-full', 'service-unavailable', 'idempotency-in-progress'];
+const RETRYABLE: readonly ProblemKind[] = ['queue-full', 'service-unavailable', 'idempotency-in-progress', 'too-many-active-jobs', 'rate-limited'];
+const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'] as const satisfies readonly HeaderName[];
 
 /**
  * The problem+json responses of a route, one per status, each naming the problem types it can
@@ -109,7 +116,7 @@ export function problems(...kinds: ProblemKind[]): Record<number, ResponseDeclar
     responses[status] = {
       description: `${statusKinds.map((kind) => PROBLEMS[kind].title).join(' or ')}. ${list}`,
       content: { 'application/problem+json': { schema: Problem } },
-      headers: headers(statusKinds.some((kind) => RETRYABLE.includes(kind)) ? ['Retry-After'] : []),
+      headers: headers([...(statusKinds.some((kind) => RETRYABLE.includes(kind)) ? ['Retry-After' as const] : []), ...(statusKinds.includes('rate-limited') ? RATE_LIMIT_HEADERS : [])]),
     };
   }
   return responses;

@@ -120,7 +120,7 @@ export function jobRoutes(ctx: ApiContext) {
           headers: z.object({ 'idempotency-key': IdempotencyKey }).loose(),
           response: {
             202: json(Job, 'The job, queued; Location is its URL. With an Idempotency-Key seen before (same API key, same body, within 24 h): the first answer to that key, replayed byte for byte, with the header Idempotent-Replayed: true', ['Location']),
-            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'idempotency-in-progress', 'idempotency-key-reused', 'too-many-active-jobs', 'queue-full', 'service-unavailable'),
+            ...problems('validation', 'body-too-large', 'unsupported-media-type', 'idempotency-in-progress', 'idempotency-key-reused', 'too-many-active-jobs', 'rate-limited', 'queue-full', 'service-unavailable'),
           },
         },
       },
