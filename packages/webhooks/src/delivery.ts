@@ -192,4 +192,17 @@ export class WebhookDeliveries {
     await this.worker?.close();
     await this.queue.close();
   }
+
+  /**
+   * Stops delivering without waiting for Redis, for a shutdown while it is away: BullMQ's forced close
+   * drops the delivery worker's blocking connection at once, which would otherwise reconnect for good
+   * and keep the process alive. An attempt in flight is abandoned; its lock lapses and another process
+   * makes it again under the same webhook-id.
+   */
+  async disconnect(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.worker?.close(true);
+  }
+
 }

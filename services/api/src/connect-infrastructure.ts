@@ -73,6 +73,7 @@ async function quitAll(queue: JobQueue, webhooks: WebhookDeliveries, bullConnect
   // then drops the connections. A connection that is not up right now is dropped at once.
   const deadline = Date.now() + QUIT_REDIS_MS;
   if (bullConnection.status === 'ready') await until(Promise.all([queue.close(), webhooks.close()]), deadline).catch(() => undefined);
+  else await until(webhooks.disconnect(), deadline).catch(() => undefined);
   await Promise.all(connections.map((connection) => quit(connection, deadline)));
 }
 
