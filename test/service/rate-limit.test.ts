@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { ApiKeys, keys as makeKeys } from '@pixelflow/queue';
+import { startPrivateRedis } from '../../packages/queue/test/support/redis-server.ts';
 import { REDIS_URL, REPO, startService, TINY } from './support.ts';
 
 // Request rates on real Redis and HTTP: a key's rate_per_minute holds exactly across two API
@@ -108,6 +109,25 @@ describe('RATE_LIMIT_PER_MINUTE with AUTH=off', () => {
       expect(responses.filter((r) => r.status === 200)).toHaveLength(5);
       for (const r of responses.filter((r) => r.status !== 200)) await rateLimited(r, 5);
       expect((await get(`${s.url}/healthz`)).status).toBe(200);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('with Redis gone', () => {
+  it('lets requests through to their routes, which answer their own 503: never a 500 or a 429', { timeout: 60_000 }, async () => {
+    const redis = await startPrivateRedis();
+    const s = await startService({ worker: false, env: { REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '3' } });
+    try {
+      const counted = await Promise.all(Array.from({ length: 4 }, () => get(`${s.url}/models`)));
+      expect(counted.map((r) => r.status).sort()).toEqual([200, 200, 200, 429]);
+      await redis.kill();
+      // Each request goes on to its route, which answers its 503 (Redis is needed): none waits on a count, none is a 500 or a 429.
+      await expect.poll(async () => (await get(`${s.url}/jobs/j${'0'.repeat(24)}`)).status, { timeout: 15_000, interval: 100 }).toBe(503);
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => get(`${s.url}${i % 2 === 0 ? '/models' : `/jobs/j${'0'.repeat(24)}`}`, undefined)));
+      expect(answers.map((r) => r.status)).toEqual(answers.map(() => 503));
+      for (const r of answers) expect(r.headers.get('retry-after')).not.toBeNull();
     } finally {
       await s.stop();
     }

@@ -12,8 +12,9 @@ import { isPublicRoute } from './authenticate.ts';
 // rate-limited problem with Retry-After. Probes, metrics, the API's documentation and the web page's
 // files are never limited (the same list of public routes the authentication hook uses).
 //
-// A Redis blip must not turn requests into 500s: with skipOnError a failed count lets the request
-// through, unlimited, to its route, which answers its own 503 if it needs Redis too.
+// A Redis blip must not turn requests into 500s or hold them: while the connection is down no count
+// is sent, and with skipOnError a failed count lets the request through, unlimited, to its route,
+// which answers its own 503 if it needs Redis too.
 
 export interface RateLimitSettings {
   /** The fail-fast client connection (connectRedis 'client'): a count fails at once while Redis is away. */
@@ -54,7 +55,9 @@ export async function registerRateLimit(app: FastifyInstance, settings: RateLimi
     // Key names are unique per deployment; addresses only count with AUTH=off (no principal).
     keyGenerator: (request) => (request.principal ? `key:${request.principal.keyName}` : `ip:${request.ip}`),
     max: (request) => limitOf(request, perAddressPerMinute) ?? Number.MAX_SAFE_INTEGER,
-    allowList: (request) => isPublicRoute(request) || limitOf(request, perAddressPerMinute) === null,
+    // While the connection is down a count would wait in ioredis's offline queue for the next
+    // reconnection attempt; like the routes (JobService.connected), it is not sent at all then.
+    allowList: (request) => isPublicRoute(request) || limitOf(request, perAddressPerMinute) === null || settings.redis.status !== 'ready',
     errorResponseBuilder: (_request, context) => new RateLimited(context.max),
   });
   const limit = app.rateLimit();
