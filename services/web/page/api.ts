@@ -10,7 +10,35 @@ export { ApiProblem, ApiUnreachable } from '@pixelflow/client';
 export type FormRequest = { [K in keyof GenerationRequest]?: GenerationRequest[K] | string };
 
 // Job states change under the same URL: never from the browser's cache.
-const client = createApiClient('', { cache: 'no-store' });
+// With AUTH=on every request carries the key; a new key makes a new client.
+let apiKey: string | undefined;
+let client = createApiClient('', { cache: 'no-store' });
+
+export function useApiKey(key: string | undefined): void {
+  apiKey = key;
+  client = createApiClient('', { cache: 'no-store', ...(key ? { apiKey: key } : {}) });
+}
+
+export function currentApiKey(): string | undefined {
+  return apiKey;
+}
+
+/**
+ * An image or preview as a data: URL, fetched with the key's header (`<img src>` cannot send one).
+ * data:, not blob:: the page's Content-Security-Policy allows `img-src 'self' data:` only, and
+ * these PNGs are a few kB, so nothing needs revoking.
+ */
+export async function imageDataUrl(url: string): Promise<string> {
+  const response = await fetch(url, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const blob = await response.blob();
+  return await new Promise<string>((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result as string);
+    reader.onerror = () => reject(reader.error ?? new Error(`${url}: unreadable`));
+    reader.readAsDataURL(blob);
+  });
+}
 
 export const api = {
   readiness: () => dataOf(client.GET('/readyz')),

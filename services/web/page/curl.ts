@@ -6,7 +6,8 @@ function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-export function curlFor(origin: string, parameters: ResolvedGeneration): string {
+/** With AUTH=on the command names a shell variable, never the key itself: copied text travels. */
+export function curlFor(origin: string, parameters: ResolvedGeneration, withApiKey = false): string {
   const body: Record<string, unknown> = {
     class: parameters.class_label,
     num_images: parameters.num_images,
@@ -18,5 +19,5 @@ export function curlFor(origin: string, parameters: ResolvedGeneration): string 
     body['noise_shift'] = parameters.noise_shift;
     body['steps'] = parameters.steps;
   }
-  return `curl -s -X POST ${shellQuote(`${origin}/jobs`)} -H 'content-type: application/json' -d ${shellQuote(JSON.stringify(body))}`;
+  return `curl -s -X POST ${shellQuote(`${origin}/jobs`)} -H 'content-type: application/json'${withApiKey ? ' -H "Authorization: Bearer $PIXELFLOW_API_KEY"' : ''} -d ${shellQuote(JSON.stringify(body))}`;
 }

@@ -1,5 +1,5 @@
 import type { Job, JobImage, JobStatus } from '@pixelflow/schemas';
-import { api, ApiProblem, ApiUnreachable } from './api.ts';
+import { api, ApiProblem, ApiUnreachable, currentApiKey, imageDataUrl } from './api.ts';
 import type { ConnectionBanner } from './connection.ts';
 import { curlFor } from './curl.ts';
 import { byId, h } from './dom.ts';
@@ -29,6 +29,8 @@ export class JobPanel {
   private stream: JobStream | null = null;
   private poll: ReturnType<typeof setTimeout> | null = null;
   private detail = '';
+  /** Counts the jobs shown, so that an image still on its way for an earlier one is dropped. */
+  private shown = 0;
 
   private readonly connection: ConnectionBanner;
   private readonly changed: (job: Job) => void;
@@ -43,6 +45,7 @@ export class JobPanel {
   /** Shows a job just created (or opened) and follows it until it ends. */
   follow(job: Job): void {
     this.detach();
+    this.shown++;
     this.previews.replaceChildren();
     this.gallery.replaceChildren();
     this.copyResult.textContent = '';
@@ -184,7 +187,7 @@ export class JobPanel {
     const item = h(
       'li',
       { 'data-stage': stage, class: 'preview' },
-      h('figure', {}, h('img', { src, alt: `Stage ${stage + 1} preview, ${resolution}×${resolution}`, width: 96, height: 96 }), h('figcaption', {}, `Stage ${stage + 1} · ${resolution}×${resolution}`)),
+      h('figure', {}, this.image(src, { alt: `Stage ${stage + 1} preview, ${resolution}×${resolution}`, width: 96, height: 96 }), h('figcaption', {}, `Stage ${stage + 1} · ${resolution}×${resolution}`)),
     );
     const after = [...this.previews.children].find((li) => Number((li as HTMLElement).dataset['stage']) > stage);
     this.previews.insertBefore(item, after ?? null);
@@ -198,18 +201,46 @@ export class JobPanel {
       ...images.map((image, i) => {
         const seed = (p.seed + i) % 2 ** 32;
         const name = `${job.model}-${p.class_name.replace(/[^\w-]+/g, '_')}-seed${seed}.png`;
+        const download = h('a', { download: name }, 'Download PNG');
         return h(
           'li',
           {},
           h(
             'figure',
             {},
-            h('img', { src: image.url, alt: `${p.class_name}, seed ${seed}`, width: 192, height: 192, 'data-width': image.width, 'data-height': image.height }),
-            h('figcaption', {}, h('span', {}, `${p.class_name} · seed ${seed}`), h('span', { class: 'hint' }, settings), h('a', { href: image.url, download: name }, 'Download PNG')),
+            this.image(image.url, { alt: `${p.class_name}, seed ${seed}`, width: 192, height: 192, 'data-width': image.width, 'data-height': image.height }, download),
+            h('figcaption', {}, h('span', {}, `${p.class_name} · seed ${seed}`), h('span', { class: 'hint' }, settings), download),
           ),
         );
       }),
     );
+  }
+
+  /**
+   * An <img> of an API image. With a key it is fetched with the Authorization header and shown
+   * as a data: URL (an <img src> cannot send a header, and a key in a URL would end up in logs
+   * and history); the Download link, if any, points at the same data.
+   */
+  private image(url: string, attributes: Record<string, string | number>, link?: HTMLAnchorElement): HTMLImageElement {
+    const img = h('img', attributes);
+    if (url.startsWith('data:') || !currentApiKey()) {
+      img.src = url;
+      if (link) link.href = url;
+      return img;
+    }
+    const shown = this.shown;
+    imageDataUrl(url).then(
+      (dataUrl) => {
+        // Another job replaced this one while the image was on its way: drop it.
+        if (shown !== this.shown) return;
+        img.src = dataUrl;
+        if (link) link.href = dataUrl;
+      },
+      (error: unknown) => {
+        img.alt = `${img.alt} (not loaded: ${(error as Error).message})`;
+      },
+    );
+    return img;
   }
 
   private async cancel(): Promise<void> {
@@ -230,7 +261,7 @@ export class JobPanel {
 
   private async copyCurl(): Promise<void> {
     if (!this.job) return;
-    const command = curlFor(location.origin, this.job.parameters);
+    const command = curlFor(location.origin, this.job.parameters, currentApiKey() !== undefined);
     try {
       await navigator.clipboard.writeText(command);
       this.copyResult.textContent = 'Copied.';

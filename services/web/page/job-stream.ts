@@ -1,4 +1,5 @@
 import { ApiUnreachable, followJobEvents, type JobEvent } from '@pixelflow/client';
+import { currentApiKey } from './api.ts';
 
 // A job's Server-Sent Events for the page, through the client's event stream: a dropped
 // connection is resumed with Last-Event-ID (nothing missed, nothing repeated) and 503s are waited
@@ -35,8 +36,10 @@ export class JobStream {
     const { signal } = this.controller;
     for (let failures = 0; !signal.aborted; failures++) {
       try {
+        const apiKey = currentApiKey();
         const events = followJobEvents('', this.jobId, {
           signal,
+          ...(apiKey ? { apiKey } : {}),
           ...(this.lastEventId !== undefined ? { lastEventId: this.lastEventId } : {}),
           onConnection: (state) => this.handlers.connection(state),
           maxBackoffMs: MAX_BACKOFF_MS,

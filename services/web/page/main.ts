@@ -4,6 +4,7 @@ import { ConnectionBanner } from './connection.ts';
 import { byId } from './dom.ts';
 import { GenerationForm } from './generation-form.ts';
 import { JobPanel } from './job-panel.ts';
+import { KeyField } from './key-field.ts';
 import { RecentJobs } from './recent-jobs.ts';
 
 // The page: wait for /readyz, load the model and its classes, then generate. Everything goes
@@ -12,6 +13,8 @@ import { RecentJobs } from './recent-jobs.ts';
 const READY_POLL_MS = 1000;
 const HEALTH_POLL_MS = 10_000;
 
+// First: the stored key (AUTH=on) is in use before any request, the linked job's included.
+const keyField = new KeyField();
 const connection = new ConnectionBanner();
 const form = new GenerationForm();
 const statusText = byId('model-status-text');
@@ -103,7 +106,7 @@ async function start(): Promise<void> {
   const linked = jobInHash();
   if (linked) void openJob(linked);
   await waitUntilReady();
-  const [{ models }, { classes }] = await Promise.all([api.models(), api.classes()]);
+  const [{ models }, { classes }] = await keyField.authorized(() => Promise.all([api.models(), api.classes()]));
   const model = models[0];
   if (!model) throw new Error('the API serves no model');
   form.setModel(model, classes);
