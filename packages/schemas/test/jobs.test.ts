@@ -27,6 +27,7 @@ const queued = {
   previews: [],
   result: null,
   error: null,
+  webhook: null,
 };
 
 describe('Job', () => {
