@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { ApiKeys, JobRecords, keys as makeKeys } from '@pixelflow/queue';
 import { stallPastTheLimit } from '../../services/worker/test/support/worker-harness.ts';
-import { REDIS_URL, REPO, startService, TINY, type TestService } from './support.ts';
+import { type ApiProcess, REDIS_URL, startApiProcess, startService, stopApiProcesses, type TestService } from './support.ts';
 
 // An API key's max_active (jobs queued or running at once) on real Redis and HTTP: exact whatever
 // the concurrency and however many API processes share the Redis, and a place frees when a job ends
@@ -44,38 +43,17 @@ async function idsOf(responses: Response[]): Promise<string[]> {
 
 describe('max_active across two API processes', () => {
   const prefix = `pftest-${randomBytes(4).toString('hex')}`;
-  const apis: { child: ChildProcess; url: string }[] = [];
+  const apis: ApiProcess[] = [];
   let redis: Redis;
 
-  function startApi(): Promise<{ child: ChildProcess; url: string }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'services/api/src/main.ts')], {
-      cwd: REPO,
-      env: { ...process.env, REDIS_URL, REDIS_PREFIX: prefix, AUTH: 'on', MODEL_DIR: TINY, RESULTS_DIR: join(tmpdir(), `${prefix}-results`), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return new Promise((resolve, reject) => {
-      let output = '';
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString();
-        const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-        if (match) {
-          child.stdout?.off('data', onData);
-          child.stdout?.resume();
-          resolve({ child, url: match[1] as string });
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.once('exit', (code) => reject(new Error(`the API exited (${String(code)}) before listening: ${output}`)));
-    });
-  }
+  const startApi = (): Promise<ApiProcess> => startApiProcess({ REDIS_URL, REDIS_PREFIX: prefix, AUTH: 'on', RESULTS_DIR: join(tmpdir(), `${prefix}-results`) });
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
     apis.push(...(await Promise.all([startApi(), startApi()])));
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(apis.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
+    await stopApiProcesses(apis);
     const stale = await redis.keys(`${prefix}:*`);
     if (stale.length > 0) await redis.del(...stale);
     redis.disconnect();

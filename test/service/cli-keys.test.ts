@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { pixelflow } from '../../packages/cli/test/support/run-cli.ts';
-import { REDIS_URL, REPO, TINY } from './support.ts';
+import { type ApiProcess, REDIS_URL, REPO, startApiProcess, stopApiProcesses } from './support.ts';
 
 // `pixelflow keys` as real processes against two real API processes (AUTH=on) on one Redis: a key
 // made by the CLI works on both replicas, and once the CLI revokes it the very next request to
@@ -12,39 +11,17 @@ import { REDIS_URL, REPO, TINY } from './support.ts';
 
 const prefix = `pftest-${randomBytes(4).toString('hex')}`;
 const env = { ...process.env, REDIS_URL, REDIS_PREFIX: prefix };
-const apis: { child: ChildProcess; url: string }[] = [];
+const apis: ApiProcess[] = [];
 let redis: Redis;
 
-/** An API process on a free port; resolves once it listens. */
-function startApi(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'services/api/src/main.ts')], {
-    cwd: REPO,
-    env: { ...env, AUTH: 'on', MODEL_DIR: TINY, RESULTS_DIR: join(REPO, 'data/test-cli-keys'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ child, url: match[1] as string });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => reject(new Error(`the API exited (${String(code)}) before listening: ${output}`)));
-  });
-}
+const startApi = (): Promise<ApiProcess> => startApiProcess({ ...env, AUTH: 'on', RESULTS_DIR: join(REPO, 'data/test-cli-keys') });
 
 beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   apis.push(...(await Promise.all([startApi(), startApi()])));
 }, 120_000);
 afterAll(async () => {
-  await Promise.all(apis.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
+  await stopApiProcesses(apis);
   const stale = await redis.keys(`${prefix}:*`);
   if (stale.length > 0) await redis.del(...stale);
   redis.disconnect();

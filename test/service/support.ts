@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,4 +125,43 @@ export async function waitForStatus(url: string, id: string, statuses: string[],
     if (Date.now() > deadline) throw new Error(`job ${id} is still ${String(job['status'])} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** An API process (services/api/src/main.ts through tsx) and the URL it listens on. */
+export interface ApiProcess {
+  child: ChildProcess;
+  url: string;
+}
+
+/**
+ * Starts the API as a process of its own on a free port of 127.0.0.1, with `env` (REDIS_URL,
+ * REDIS_PREFIX, AUTH ...) over this process's environment; resolves once it listens, rejects with
+ * its output when it exits first. For tests of what two replicas share through Redis.
+ */
+export function startApiProcess(env: Record<string, string | undefined>): Promise<ApiProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'services/api/src/main.ts')], {
+    cwd: REPO,
+    env: { ...process.env, MODEL_DIR: TINY, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve({ child, url: match[1] as string });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`the API exited (${String(code)}) before listening: ${output}`)));
+  });
+}
+
+/** SIGTERMs the API processes still running and waits for them to exit. */
+export async function stopApiProcesses(apis: readonly ApiProcess[]): Promise<void> {
+  await Promise.all(apis.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
 }
