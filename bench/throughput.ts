@@ -14,21 +14,19 @@
 // --medium adds a random 64 px model of a realistic width (7.5M parameters), made once with our
 // Python tools into ~/.cache/pixelflow/bench/ (needs /usr/bin/python3 with torch and onnx).
 
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createApiClient, dataOf, followJobEvents, type JobEvent } from '@pixelflow/client';
-import { findPython, pythonEnv } from '@pixelflow/cli/python';
 import { DEFAULT_MODEL_DIR, loadModelDir } from '@pixelflow/formats';
 import { OnnxModel } from '@pixelflow/onnx';
 import { ortThreadsOnSharedMachine } from '../services/worker/src/config.ts';
-import { REPO } from '../scripts/compiled.mjs';
 import { batchScaling, SCALING_BATCHES } from './batch-scaling.ts';
+import { mediumModel } from './medium-model.ts';
 import { benchServiceEnv, prepareServices, startService, until } from './service-processes.ts';
 
 const { values } = parseArgs({
@@ -59,28 +57,6 @@ interface RunResult {
   meanBatch: number;
   modelSecondsPerJob: number;
 }
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(command, args, { cwd: REPO, env, maxBuffer: 1 << 24 }, (error, _out, err) => (error ? reject(new Error(`${command} ${args.join(' ')}: ${err || error.message}`)) : resolve())),
-  );
-}
-
-/** The random medium model, made once (checkpoint, then our converter). */
-async function mediumModel(): Promise<string> {
-  const root = join(homedir(), '.cache/pixelflow/bench/medium-random-64');
-  const model = join(root, 'model');
-  if (existsSync(join(model, 'pixelflow.json'))) return model;
-  const { python } = await findPython();
-  if (!python) throw new Error('--medium needs a Python with torch and onnx (see docs/development.md)');
-  await mkdir(root, { recursive: true });
-  const checkpoint = join(root, 'checkpoint');
-  const pythonPath = { ...pythonEnv(), PYTHONPATH: join(REPO, 'pytorch') };
-  await run(python.executable, ['-m', 'pixelflow.random_checkpoint', checkpoint, '--heads', '4', '--head-dim', '64', '--depth', '6', '--resolution', '64', '--stages', '4'], pythonPath);
-  await run(process.execPath, [join(REPO, 'packages/cli/bin/pixelflow.mjs'), 'convert', checkpoint, model, '--name', 'medium-random-64', '--force']);
-  return model;
-}
-
 
 /** The sum of a metric's samples over all its label sets, from Prometheus text. */
 function metric(text: string, name: string): number {
